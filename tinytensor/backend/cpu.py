@@ -1,0 +1,95 @@
+"""The CPU backend: storage is a flat NumPy array, every compute primitive runs in the C++
+extension tinytensor._C (built from ops_c/). There is no fallback: if the extension is missing,
+importing tinytensor fails with the command that builds it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtype import DType
+from ..view import View
+from . import base
+from .ref import strided
+
+try:
+    from .. import _C
+except ImportError as e:  # pragma: no cover - only on a broken install
+    raise ImportError("tinytensor._C (the compiled ops_c kernels) is missing: run `pip install -e .` "
+                      f"in the repository to build it ({e})") from e
+
+for _name, _ops in (("UNARY_OPS", base.UNARY_OPS), ("BINARY_OPS", base.BINARY_OPS),
+                    ("REDUCE_OPS", base.REDUCE_OPS)):
+    if tuple(getattr(_C, _name)) != _ops:
+        raise ImportError(f"tinytensor._C.{_name} does not match backend/base.py: rebuild with `pip install -e .`")
+_UNARY = {n: i for i, n in enumerate(base.UNARY_OPS)}
+_BINARY = {n: i for i, n in enumerate(base.BINARY_OPS)}
+_REDUCE = {n: i for i, n in enumerate(base.REDUCE_OPS)}
+
+
+def empty(numel: int, dtype: DType) -> np.ndarray:
+    return np.empty(numel, dtype=dtype.np)
+
+
+def from_numpy(array: np.ndarray) -> np.ndarray:
+    return array
+
+
+def to_numpy(data, view: View, dtype: DType) -> np.ndarray:
+    return strided(data, view)
+
+
+def unary(op, out, out_dtype, x, xview, dtype):
+    _C.unary(_UNARY[op], out, out_dtype.code, x, dtype.code, xview.shape, xview.strides, xview.offset)
+
+
+def binary(op, out, out_dtype, a, aview, b, bview, dtype):
+    _C.binary(_BINARY[op], out, out_dtype.code, a, dtype.code, aview.strides, aview.offset,
+              b, dtype.code, bview.strides, bview.offset, aview.shape)
+
+
+def where(out, dtype, cond, cview, a, aview, b, bview):
+    _C.where(out, dtype.code, cond, cview.strides, cview.offset, a, aview.strides, aview.offset,
+             b, bview.strides, bview.offset, aview.shape)
+
+
+def reduce(op, out, out_dtype, x, xview, dtype, n_reduce):
+    _C.reduce(_REDUCE[op], out, out_dtype.code, x, dtype.code, xview.shape, xview.strides, xview.offset, n_reduce)
+
+
+def matmul(out, dtype, a, aview, b, bview):
+    *batch, m, k = aview.shape
+    _C.matmul(out, dtype.code, a, aview.strides, aview.offset, b, bview.strides, bview.offset,
+              batch, m, bview.shape[-1], k)
+
+
+def copy(dst, dview, dst_dtype, src, sview, src_dtype):
+    _C.copy(dst, dst_dtype.code, dview.strides, dview.offset, src, src_dtype.code, sview.strides, sview.offset,
+            dview.shape)
+
+
+def fill(dst, dview, dtype, value):
+    _C.fill(dst, dtype.code, dview.strides, dview.offset, dview.shape, value)
+
+
+def gather(out, dtype, x, xview, dim, idx, iview):
+    _C.gather(out, dtype.code, x, xview.shape, xview.strides, xview.offset, dim,
+              idx, iview.shape, iview.strides, iview.offset)
+
+
+def scatter_add(out, oview, dtype, dim, idx, iview, src, sview):
+    _C.scatter_add(out, dtype.code, oview.shape, oview.strides, oview.offset, dim,
+                   idx, iview.shape, iview.strides, iview.offset, src, sview.strides, sview.offset)
+
+
+def index_select(out, dtype, x, xview, dim, idx, iview):
+    _C.index_select(out, dtype.code, x, xview.shape, xview.strides, xview.offset, dim,
+                    idx, iview.shape[0], iview.strides[0], iview.offset)
+
+
+def index_add(out, oview, dtype, dim, idx, iview, src, sview):
+    _C.index_add(out, dtype.code, oview.shape, oview.strides, oview.offset, dim,
+                 idx, iview.shape[0], iview.strides[0], iview.offset, src, sview.strides, sview.offset)
+
+
+set_num_threads = _C.set_num_threads
+get_num_threads = _C.get_num_threads
