@@ -55,7 +55,8 @@ def tensor_repr(t) -> str:
     if t.dtype.name not in default or (a.size == 0 and t.dtype.name != "float32"):
         extras.append(f"dtype=tinytensor.{t.dtype.name}")
     if t.grad_fn is not None:
-        extras.append(f"grad_fn=<{type(t.grad_fn).__name__}Backward>")
+        op = getattr(t.grad_fn, "op", None) or type(t.grad_fn).__name__
+        extras.append(f"grad_fn=<{''.join(w.capitalize() for w in op.split('_'))}Backward0>")
     elif t.requires_grad:
         extras.append("requires_grad=True")
     if t._buf.device != "cpu":
