@@ -864,9 +864,11 @@ class Tensor:
 
     def repeat(self, *sizes) -> "Tensor":
         sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: {len(sizes)} repeats given for a tensor of {self.ndim} dims")
         x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
-        expanded = x.reshape(sum(((1, n) for n in x.shape), ())).expand(sum(((r, n) for r, n in zip(sizes, x.shape)),
-                                                                             ()))
+        interleaved = x.reshape(sum(((1, n) for n in x.shape), ()))  # (1, n0, 1, n1, ...)
+        expanded = interleaved.expand(sum(((r, n) for r, n in zip(sizes, x.shape)), ()))  # (r0, n0, r1, n1, ...)
         return expanded.reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
 
 
@@ -897,4 +899,3 @@ def where(condition: Tensor, input, other) -> Tensor:
     a, b = ref._operand(input, dtype, "where"), ref._operand(other, dtype, "where")
     shape = broadcast_shapes(condition.shape, a.shape, b.shape)
     return F.Where.apply(condition.expand(shape), a.expand(shape), b.expand(shape))
-

@@ -171,5 +171,3 @@ def index_add(out, oview, dtype, dim, idx, iview, src, sview):
     key = (slice(None),) * dim + (strided(idx, iview),)
     np.add.at(acc, key, strided(src, sview))
     o[...] = acc.astype(o.dtype)
-
-

@@ -1,0 +1,242 @@
+"""The C kernels (backend/cpu.py -> tinytensor._C) against the NumPy reference (backend/ref.py).
+
+Every primitive of backend/base.py, every dtype it accepts, on strided operands: transposed,
+stepped, negative-step, stride-0 broadcast, offset windows, 0-d and size-0. Both backends get the
+same buffers; their outputs must agree (exactly for integers, to a tolerance for floats).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinytensor  # noqa: F401  (the package first, then its backends)
+from tinytensor.backend import base, cpu, ref
+from tinytensor.dtype import ALL, FLOATING, bool_, int64, float64, float32
+from tinytensor.view import View
+
+INTS = [d for d in ALL if d.kind in "iu"]
+FLOAT_ONLY_UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf",
+                    "reciprocal")
+
+
+def test_every_backend_has_every_primitive():
+    base.check_backend(cpu, "cpu")
+    base.check_backend(ref, "ref")
+
+
+def tol(dtype):
+    return {64: 1e-12, 32: 2e-6, 16: 1e-2}[dtype.bits] if dtype.kind == "f" else 0
+
+
+def values(rng, n, dtype, positive=False):
+    if dtype is bool_:
+        return rng.random(n) > 0.5
+    if dtype.kind in "iu":
+        lo = 0 if dtype.kind == "u" or positive else -20
+        return rng.integers(lo, 20, n).astype(dtype.np)
+    v = rng.standard_normal(n) * 2
+    return (np.abs(v) + 0.1 if positive else v).astype(dtype.np)
+
+
+@st.composite
+def operand(draw, shape, dtype, positive=False):
+    """(flat buffer, View) holding a tensor of `shape` in a drawn layout."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    layout = draw(st.sampled_from(["contiguous", "transposed", "stepped", "negative", "broadcast", "window"]))
+    n = int(np.prod(shape))
+    if layout == "transposed" and len(shape) >= 2:
+        tshape = shape[:-2] + (shape[-1], shape[-2])
+        v = View.contiguous(tshape)
+        order = list(range(len(shape) - 2)) + [len(shape) - 1, len(shape) - 2]
+        return values(rng, max(n, 1), dtype, positive), v.permute(order)
+    if layout == "stepped" and len(shape) >= 1:
+        big = View.contiguous(shape[:-1] + (2 * shape[-1] + 1,))
+        return values(rng, max(big.numel, 1), dtype, positive), big.slice(len(shape) - 1, 1, 2 * shape[-1] + 1, 2)
+    if layout == "negative" and len(shape) >= 1:
+        return values(rng, max(n, 1), dtype, positive), View.contiguous(shape).flip([len(shape) - 1])
+    if layout == "broadcast" and len(shape) >= 1:
+        small = View.contiguous((1,) + shape[1:])
+        return values(rng, max(small.numel, 1), dtype, positive), small.expand(shape)
+    if layout == "window":
+        return values(rng, n + 5, dtype, positive), View(shape, View.contiguous(shape).strides, 5)
+    return values(rng, max(n, 1), dtype, positive), View.contiguous(shape)
+
+
+def run_both(fn, out_numel, out_dtype):
+    """Call fn(backend, out) for cpu and ref with fresh outputs; return both outputs."""
+    outs = []
+    for be in (cpu, ref):
+        out = np.zeros(out_numel, dtype=out_dtype.np)
+        fn(be, out)
+        outs.append(out)
+    return outs
+
+
+def assert_same(c, r, dtype):
+    if dtype.kind == "f":
+        np.testing.assert_allclose(c.astype(np.float64), r.astype(np.float64), rtol=tol(dtype), atol=tol(dtype),
+                                   equal_nan=True)
+    else:
+        np.testing.assert_array_equal(c, r)
+
+
+shape_st = st.lists(st.integers(0, 5), min_size=0, max_size=3).map(tuple)
+
+
+@pytest.mark.parametrize("op", base.UNARY_OPS)
+@given(data=st.data())
+def test_unary(op, data):
+    dtypes = FLOATING if op in FLOAT_ONLY_UNARY else ALL if op == "logical_not" else FLOATING + tuple(INTS)
+    dtype = data.draw(st.sampled_from(dtypes))
+    shape = data.draw(shape_st)
+    x, xv = data.draw(operand(shape, dtype, positive=op in ("log", "sqrt", "rsqrt", "log1p")))
+    out_dtype = bool_ if op == "logical_not" else dtype
+    c, r = run_both(lambda be, out: be.unary(op, out, out_dtype, x, xv, dtype), int(np.prod(shape)), out_dtype)
+    assert_same(c, r, out_dtype)
+
+
+@pytest.mark.parametrize("op", base.BINARY_OPS)
+@given(data=st.data())
+def test_binary(op, data):
+    dtypes = FLOATING if op == "div" else ALL if op.startswith("logical") or op in base.COMPARE_OPS \
+        else FLOATING + tuple(d for d in INTS)
+    dtype = data.draw(st.sampled_from(dtypes))
+    shape = data.draw(shape_st)
+    a, av = data.draw(operand(shape, dtype))
+    b, bv = data.draw(operand(shape, dtype, positive=op in ("remainder", "pow")))
+    if op == "pow" and dtype.kind in "iu":
+        b = np.clip(b, 0, 3).astype(dtype.np)
+    if op == "remainder" and dtype.kind in "iu":
+        b = np.where(b == 0, 1, b).astype(dtype.np)
+    out_dtype = bool_ if op in base.COMPARE_OPS or op in base.LOGICAL_OPS else dtype
+    c, r = run_both(lambda be, out: be.binary(op, out, out_dtype, a, av, b, bv, dtype), int(np.prod(shape)),
+                    out_dtype)
+    assert_same(c, r, out_dtype)
+
+
+@given(data=st.data())
+def test_where(data):
+    dtype = data.draw(st.sampled_from(ALL))
+    shape = data.draw(shape_st)
+    cond, cv = data.draw(operand(shape, bool_))
+    a, av = data.draw(operand(shape, dtype))
+    b, bv = data.draw(operand(shape, dtype))
+    c, r = run_both(lambda be, out: be.where(out, dtype, cond, cv, a, av, b, bv), int(np.prod(shape)), dtype)
+    assert_same(c, r, dtype)
+
+
+@pytest.mark.parametrize("op", base.REDUCE_OPS)
+@given(data=st.data())
+def test_reduce(op, data):
+    dtypes = (int64,) + FLOATING if op in ("sum", "prod") else FLOATING + tuple(INTS)
+    dtype = data.draw(st.sampled_from(dtypes))
+    shape = data.draw(st.lists(st.integers(1 if op not in ("sum", "prod") else 0, 5), max_size=3).map(tuple))
+    n_reduce = data.draw(st.integers(0, len(shape)))
+    if op in ("argmax", "argmin"):
+        n_reduce = max(n_reduce, 1) if shape else 0
+    x, xv = data.draw(operand(shape, dtype))
+    if op == "prod" and dtype.kind == "f":
+        x = (np.abs(x.astype(np.float64)) * 0.3 + 0.8).astype(dtype.np)  # keep products in range
+    out_dtype = int64 if op in ("argmax", "argmin") else dtype
+    out_numel = int(np.prod(shape[:len(shape) - n_reduce]))
+    c, r = run_both(lambda be, out: be.reduce(op, out, out_dtype, x, xv, dtype, n_reduce), out_numel, out_dtype)
+    assert_same(c, r, out_dtype)
+
+
+@given(data=st.data())
+def test_matmul(data):
+    dtype = data.draw(st.sampled_from(FLOATING + (int64,)))
+    batch = data.draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
+    m, k, n = (data.draw(st.integers(0, 40)) for _ in range(3))
+    a, av = data.draw(operand(batch + (m, k), dtype))
+    b, bv = data.draw(operand(batch + (k, n), dtype))
+    c, r = run_both(lambda be, out: be.matmul(out, dtype, a, av, b, bv), int(np.prod(batch + (m, n))), dtype)
+    rtol = {64: 1e-10, 32: 1e-4, 16: 2e-2}[dtype.bits] if dtype.kind == "f" else 0
+    np.testing.assert_allclose(c.astype(np.float64), r.astype(np.float64), rtol=rtol, atol=rtol * max(k, 1))
+
+
+def test_matmul_large_blocked_against_numpy():
+    """Sizes that cross the GEMM's cache blocks, with a transposed operand (packed, not copied)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 517)).astype(np.float32)
+    bt = rng.standard_normal((263, 517)).astype(np.float32)
+    out = np.zeros(300 * 263, np.float32)
+    cpu.matmul(out, float32, a.reshape(-1), View.contiguous((300, 517)), bt.reshape(-1),
+               View.contiguous((263, 517)).permute([1, 0]))
+    np.testing.assert_allclose(out.reshape(300, 263), a.astype(np.float64) @ bt.T.astype(np.float64),
+                               rtol=1e-4, atol=1e-3)
+
+
+@given(data=st.data())
+def test_copy_and_cast(data):
+    src_dtype, dst_dtype = data.draw(st.sampled_from(ALL)), data.draw(st.sampled_from(ALL))
+    shape = data.draw(shape_st)
+    s, sv = data.draw(operand(shape, src_dtype))
+    dst_buf_len = int(np.prod(shape)) * 2 + 3
+    dv = View(shape, tuple(2 * x for x in View.contiguous(shape).strides), 3)  # strided destination
+    outs = []
+    for be in (cpu, ref):
+        d = np.zeros(dst_buf_len, dtype=dst_dtype.np)
+        be.copy(d, dv, dst_dtype, s, sv, src_dtype)
+        outs.append(d)
+    assert_same(outs[0], outs[1], dst_dtype)
+
+
+@given(data=st.data())
+def test_fill(data):
+    dtype = data.draw(st.sampled_from(ALL))
+    shape = data.draw(shape_st)
+    value = data.draw(st.integers(0, 1) if dtype is bool_ else st.integers(-5, 100) if dtype.kind in "iu"
+                      else st.floats(-10, 10))
+    dv = View(shape, tuple(2 * x for x in View.contiguous(shape).strides), 1)
+    outs = []
+    for be in (cpu, ref):
+        d = np.zeros(int(np.prod(shape)) * 2 + 1, dtype=dtype.np)
+        be.fill(d, dv, dtype, value if dtype.kind != "u" else abs(value))
+        outs.append(d)
+    assert_same(outs[0], outs[1], dtype)
+
+
+def test_fill_int64_exact():
+    d = np.zeros(1, np.int64)
+    cpu.fill(d, View.contiguous((1,)), int64, 2 ** 62 + 1)
+    assert d[0] == 2 ** 62 + 1
+
+
+@given(data=st.data())
+def test_gather_and_index_select(data):
+    dtype = data.draw(st.sampled_from(ALL))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    x, xv = data.draw(operand(shape, dtype))
+    rng = np.random.default_rng(data.draw(st.integers(0, 999)))
+    ishape = tuple(data.draw(st.integers(0, 4)) if i == dim else n for i, n in enumerate(shape))
+    idx = rng.integers(0, shape[dim], max(int(np.prod(ishape)), 1)).astype(np.int64)
+    iv = View.contiguous(ishape)
+    c, r = run_both(lambda be, out: be.gather(out, dtype, x, xv, dim, idx, iv), int(np.prod(ishape)), dtype)
+    assert_same(c, r, dtype)
+    n_idx = ishape[dim]
+    sel_shape = shape[:dim] + (n_idx,) + shape[dim + 1:]
+    c, r = run_both(lambda be, out: be.index_select(out, dtype, x, xv, dim, idx, View((n_idx,), (2,), 0)
+                                                    if 2 * n_idx <= idx.size else View.contiguous((n_idx,))),
+                    int(np.prod(sel_shape)), dtype)
+    assert_same(c, r, dtype)
+
+
+@given(data=st.data())
+def test_scatter_add_and_index_add(data):
+    dtype = data.draw(st.sampled_from([float64, float32, int64] + [d for d in ALL if d.bits == 16]))
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    rng = np.random.default_rng(data.draw(st.integers(0, 999)))
+    n_idx = data.draw(st.integers(0, 6))
+    ishape = shape[:dim] + (n_idx,) + shape[dim + 1:]
+    idx = rng.integers(0, shape[dim], max(int(np.prod(ishape)), 1)).astype(np.int64)  # repeats likely
+    src, sv = data.draw(operand(ishape, dtype))
+    ov = View(shape, tuple(2 * s for s in View.contiguous(shape).strides), 1)
+    outs = []
+    for be in (cpu, ref):
+        o = values(np.random.default_rng(5), 2 * int(np.prod(shape)) + 1, dtype)
+        be.scatter_add(o, ov, dtype, dim, idx, View.contiguous(ishape), src, sv)
+        be.index_add(o, ov, dtype, dim, idx, View.contiguous((n_idx,)), src, sv)
+        outs.append(o)
+    assert_same(outs[0], outs[1], dtype)
