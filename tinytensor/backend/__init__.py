@@ -1,12 +1,19 @@
 """Backends: `get(device)` returns the module that implements base.PRIMITIVES for a device."""
 from __future__ import annotations
 
+_loaded = {}
+
 
 def get(device: str):
+    be = _loaded.get(device)
+    if be is not None:
+        return be
     if device == "cpu":
-        from . import cpu
-        return cpu
-    if device == "cuda":
+        from . import cpu as be
+    elif device == "cuda":
         from .cuda import unavailable
         raise unavailable()
-    raise RuntimeError(f"unknown device {device!r}")
+    else:
+        raise RuntimeError(f"unknown device {device!r}")
+    _loaded[device] = be
+    return be
