@@ -60,3 +60,6 @@ for _name in _FUNCTION_FORMS:
 del _name
 
 bmm = mm = matmul  # noqa: F821  (defined just above)
+
+from . import nn, optim  # noqa: E402  (after the names above: nn and optim build on them)
+from .io import load, load_checkpoint, save, save_checkpoint  # noqa: E402

@@ -19,7 +19,7 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "enabled", True)
 
 
-def set_grad_enabled(mode: bool) -> None:
+def _set_enabled(mode: bool) -> None:
     _state.enabled = bool(mode)
 
 
@@ -31,10 +31,10 @@ class _GradMode(contextlib.ContextDecorator):
 
     def __enter__(self):
         self.prev = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        _set_enabled(self.mode)
 
     def __exit__(self, *exc):
-        set_grad_enabled(self.prev)
+        _set_enabled(self.prev)
         return False
 
     def __call__(self, fn):
@@ -45,8 +45,25 @@ class _GradMode(contextlib.ContextDecorator):
         return wrapper
 
 
-def no_grad():
-    return _GradMode(False)
+class set_grad_enabled(_GradMode):
+    """Set grad mode at once (a plain call), or for a block or function (`with`, decorator), as PyTorch's."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        self.prev = is_grad_enabled()
+        _set_enabled(mode)
+
+    def __enter__(self):  # the mode before the call is restored on exit
+        _set_enabled(self.mode)
+
+    def __call__(self, fn):  # as a decorator it changes nothing until the function runs
+        _set_enabled(self.prev)
+        return super().__call__(fn)
+
+
+def no_grad(fn=None):
+    """Context manager or decorator (`@no_grad()` or `@no_grad`) that turns gradient recording off."""
+    return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
 def enable_grad():
@@ -67,9 +84,15 @@ class Function:
         self._saved = tuple((t, t._buf.version) if t is not None else None for t in tensors)
 
     @property
+    def name(self) -> str:
+        """The op for error messages: 'exp (Unary)', or the class name when it is one op."""
+        op = self.__dict__.get("op")
+        return f"{op} ({type(self).__name__})" if isinstance(op, str) else type(self).__name__
+
+    @property
     def saved_tensors(self):
         if self._freed:
-            raise RuntimeError(f"{type(self).__name__}: trying to backward through the graph a second time; "
+            raise RuntimeError(f"{self.name}: trying to backward through the graph a second time; "
                                "saved tensors were freed after the first backward (use retain_graph=True)")
         out = []
         for item in getattr(self, "_saved", ()):
@@ -78,7 +101,7 @@ class Function:
                 continue
             t, version = item
             if t._buf.version != version:
-                raise RuntimeError(f"{type(self).__name__}: a tensor of shape {t.shape} needed for gradient "
+                raise RuntimeError(f"{self.name}: a tensor of shape {t.shape} needed for gradient "
                                    f"computation was modified by an in-place operation (version {t._buf.version},"
                                    f" expected {version})")
             out.append(t)
@@ -107,23 +130,29 @@ class Function:
 
 def _topo_order(root: Function):
     """Nodes reachable from root, each after every node that feeds it a gradient (iterative DFS)."""
-    order, seen, stack = [], {id(root)}, [(root, False)]
+    # a node is marked when expanded, not when pushed: one pushed early (by root) but reached again
+    # through a longer path (root -> b -> node) must still finish before b does
+    order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         stack.append((node, True))
         for nxt in node.next:
             if isinstance(nxt, Function) and id(nxt) not in seen:
-                seen.add(id(nxt))
                 stack.append((nxt, False))
     return order[::-1]
 
 
 def _accumulate(leaf, grad) -> None:
     grad = grad.detach()
-    leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+    # a fresh copy the first time: the incoming gradient may be shared with other leaves (add passes one
+    # tensor to both inputs) or be a stride-0 expand, and users and optimizers write .grad in place
+    leaf.grad = grad.clone() if leaf.grad is None else leaf.grad + grad
 
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
@@ -138,8 +167,8 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             if g is None:
                 continue
             if node._freed:
-                raise RuntimeError("trying to backward through the graph a second time (or directly access saved "
-                                   "tensors after they have already been freed); use retain_graph=True")
+                raise RuntimeError(f"backward: trying to backward through the graph a second time (at {node.name}; "
+                                   "its saved tensors were freed by the first backward); use retain_graph=True")
             if node.retained is not None and node.retained() is not None:
                 _accumulate(node.retained(), g)
             in_grads = node.backward(g)

@@ -1,2 +1,6 @@
-"""tinytensor.nn: neural-network building blocks. So far only `functional`; modules come with chapter 03."""
-from . import functional  # noqa: F401
+"""tinytensor.nn: Modules, layers, containers, init and functional, with torch.nn's names."""
+from . import functional, init, utils  # noqa: F401
+from .containers import ModuleDict, ModuleList, Sequential
+from .layers import (GELU, BatchNorm1d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear, LogSoftmax, ReLU,
+                     RMSNorm, Sigmoid, SiLU, Softmax, Tanh)
+from .module import IncompatibleKeys, Module, Parameter
