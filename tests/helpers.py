@@ -3,13 +3,18 @@
 `layouts` draws a NumPy array together with a tinytensor tensor that holds the same values in the
 same kind of memory layout (transposed, stepped, negative-step, stride-0 expanded, as_strided
 window, or plain contiguous), built with tinytensor's own movement ops over a larger base.
+`layout_plan` describes the same layouts as functions of a base tensor, so a test can make the base
+the autograd leaf and build the view inside the function it differentiates.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 from hypothesis import strategies as st
 
 import tinytensor as tt
 
 LAYOUTS = ("contiguous", "transposed", "stepped", "negative", "expanded", "window")
+ALL_LAYOUTS = LAYOUTS + ("overlapping",)  # overlapping: an as_strided view that reaches elements twice
 
 
 def shapes(min_dims=0, max_dims=3, min_side=0, max_side=4):
@@ -39,6 +44,14 @@ def make_layout(values: np.ndarray, layout: str, dtype=None):
         store[3:] = values.reshape(-1)
         strides = tuple(int(s) for s in np.array(np.zeros(shape).strides) // 8)
         t = tt.tensor(store, dtype=dtype).as_strided(shape, strides, 3)
+    elif layout == "overlapping" and values.ndim >= 2 and all(n > 0 for n in shape):
+        # element [i, j, ...] is store[1 + i + j + ...]: as_strided with stride 1 everywhere, so
+        # neighbouring rows overlap; the values are re-read from the store, like "expanded"
+        pos = 1 + sum(np.indices(shape))
+        store = np.zeros(int(pos.max()) + 2, dtype=values.dtype)
+        store[pos.reshape(-1)] = values.reshape(-1)
+        values = store[pos]
+        t = tt.tensor(store, dtype=dtype).as_strided(shape, (1,) * len(shape), 1)
     else:
         t = tt.tensor(values, dtype=dtype)
     return t, values
@@ -67,3 +80,34 @@ def numerical_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         flat[i] = old
         gflat[i] = (hi - lo) / (2 * eps)
     return g
+
+
+class LayoutPlan(NamedTuple):
+    """How to build a view of `shape` in some layout from a base: the base's shape, the view made
+    with tinytensor movement ops (so autograd sees them), and the same view of a NumPy base."""
+    base_shape: tuple
+    view: Callable
+    np_view: Callable
+
+
+def layout_plan(shape: tuple, layout: str) -> LayoutPlan:
+    """The layouts of make_layout (plus "overlapping") as functions of a base; falls back to contiguous."""
+    shape, nd = tuple(shape), len(shape)
+    full = nd >= 1 and all(n > 0 for n in shape)
+    if layout == "transposed" and nd >= 2:
+        return LayoutPlan(shape[:-2] + (shape[-1], shape[-2]), lambda b: b.transpose(-1, -2),
+                          lambda b: np.swapaxes(b, -1, -2))
+    if layout == "stepped" and nd >= 1:
+        return LayoutPlan(shape[:-1] + (2 * shape[-1] + 1,), lambda b: b[..., 1::2], lambda b: b[..., 1::2])
+    if layout == "negative" and nd >= 1:
+        return LayoutPlan(shape, lambda b: b[..., ::-1], lambda b: b[..., ::-1])
+    if layout == "expanded" and full:  # stride 0 along dim 0
+        return LayoutPlan((1,) + shape[1:], lambda b: b.expand(shape), lambda b: np.broadcast_to(b, shape))
+    if layout == "window" and nd >= 1:  # contiguous strides at storage offset 3
+        strides = tuple(int(s) for s in np.array(np.zeros(shape).strides) // 8)
+        n = int(np.prod(shape))
+        return LayoutPlan((n + 3,), lambda b: b.as_strided(shape, strides, 3), lambda b: b[3:].reshape(shape))
+    if layout == "overlapping" and nd >= 2 and full:  # element [i, j, ...] is base[1 + i + j + ...]
+        pos = 1 + sum(np.indices(shape))
+        return LayoutPlan((int(pos.max()) + 2,), lambda b: b.as_strided(shape, (1,) * nd, 1), lambda b: b[pos])
+    return LayoutPlan(shape, lambda b: b, lambda b: b)

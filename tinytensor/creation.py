@@ -20,28 +20,10 @@ def _finish(t: Tensor, requires_grad: bool) -> Tensor:
     return t.requires_grad_(True) if requires_grad else t
 
 
-def _infer_np(data, dtype: Optional[dt.DType]) -> np.ndarray:
-    if isinstance(data, Tensor):
-        return data.detach().numpy()
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
-        data = [_infer_np(x, None) for x in data]
-    arr = np.array(data)
-    if dtype is not None:
-        return arr.astype(dtype.np)
-    if not isinstance(data, np.ndarray) and not isinstance(data, np.generic) and arr.dtype.kind == "f":
-        return arr.astype(dt.get_default_dtype().np)  # Python floats take the default float type
-    if arr.dtype.kind in "iu" and arr.dtype != np.uint8 and not isinstance(data, (np.ndarray, np.generic)):
-        return arr.astype(np.int64)
-    if arr.dtype.kind not in "biuf" and arr.dtype != dt.bfloat16.np:
-        raise TypeError(f"tensor: cannot build a tensor from data of type {arr.dtype}")
-    return arr
-
-
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor copying `data` (numbers, nested lists, NumPy arrays, tensors)."""
     dtype = None if dtype is None else dt.as_dtype(dtype)
-    arr = np.array(_infer_np(data, dtype), copy=True, order="C")
-    return _finish(Tensor._from_numpy(arr, as_device(device)), requires_grad)
+    return _finish(Tensor._from_data(data, dtype, as_device(device)), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -145,7 +127,9 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = 
 
 
 def randint(low, high=None, size=(), generator=None, dtype=None, device=None) -> Tensor:
-    """Integers in [low, high), int64 by default."""
+    """Integers in [low, high), int64 by default; randint(high, size) works too, as in PyTorch."""
+    if isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if high <= low:

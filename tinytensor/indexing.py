@@ -139,7 +139,7 @@ def getitem(t, key):
     rest = [d for d in range(v.ndim) if d not in adv_dims]
     lin, bshape = _flat_positions(v, adv_dims, adv)
     moved = v.permute(adv_dims + rest)
-    flat = moved.reshape((-1,) + tuple(v.shape[d] for d in rest))
+    flat = moved.reshape((int(np.prod([v.shape[d] for d in adv_dims])),) + tuple(v.shape[d] for d in rest))
     out = flat.index_select(0, lin.reshape(-1)).reshape(bshape + tuple(v.shape[d] for d in rest))
     adjacent = adv_dims == list(range(adv_dims[0], adv_dims[0] + len(adv_dims)))
     if adjacent and adv_dims[0] > 0:  # NumPy keeps adjacent advanced dims in place

@@ -35,6 +35,24 @@ def _dims_arg(dims, ndim: int, op: str):
     return tuple(out) if ndim else ()
 
 
+def _infer_np(data, dtype: Optional[dt.DType]) -> np.ndarray:
+    """`data` (numbers, nested lists, arrays, tensors) as an array of the dtype torch.tensor would infer."""
+    if isinstance(data, Tensor):
+        return data.detach().numpy()
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        data = [_infer_np(x, None) for x in data]
+    arr = np.array(data)
+    if dtype is not None:
+        return arr.astype(dtype.np)
+    if not isinstance(data, np.ndarray) and not isinstance(data, np.generic) and arr.dtype.kind == "f":
+        return arr.astype(dt.get_default_dtype().np)  # Python floats take the default float type
+    if arr.dtype.kind in "iu" and arr.dtype != np.uint8 and not isinstance(data, (np.ndarray, np.generic)):
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "biuf" and arr.dtype != dt.bfloat16.np:
+        raise TypeError(f"tensor: cannot build a tensor from data of type {arr.dtype}")
+    return arr
+
+
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
@@ -59,20 +77,24 @@ class Tensor:
         """Wrap (sharing memory) a NumPy array of a supported dtype; any strides are kept."""
         dtype = dt.from_numpy_dtype(array.dtype)
         item = array.itemsize
-        if array.size == 0 or array.ndim == 0:
+        if array.size == 0:
             flat = np.ascontiguousarray(array).reshape(-1)
             return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View.contiguous(array.shape), dtype)
-        base = array
-        while isinstance(base.base, np.ndarray):
-            base = base.base
-        if base.flags.c_contiguous and base.dtype == array.dtype:
-            flat = base.reshape(-1)
-            start = (array.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item
+        if all(s % item == 0 for s in array.strides):
+            # storage: a flat window over exactly the memory the array spans (any strides, 0-d, F order)
             strides = tuple(s // item for s in array.strides)
-            if all(s % item == 0 for s in array.strides):
-                return cls._make(Buffer(flat, device), View(array.shape, strides, start), dtype)
+            lowest = array[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides) + (Ellipsis,)]
+            lo, hi = View(array.shape, strides, 0).span()
+            flat = np.lib.stride_tricks.as_strided(lowest, shape=(hi - lo,), strides=(item,))
+            return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View(array.shape, strides, -lo),
+                             dtype)
         flat = np.ascontiguousarray(array).reshape(-1)
-        return cls._make(Buffer(flat, device), View.contiguous(array.shape), dtype)
+        return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View.contiguous(array.shape), dtype)
+
+    @classmethod
+    def _from_data(cls, data, dtype: Optional[dt.DType] = None, device: str = "cpu") -> "Tensor":
+        """A new tensor copying `data`, with torch.tensor's dtype inference (tt.tensor builds on this)."""
+        return cls._from_numpy(np.array(_infer_np(data, dtype), copy=True, order="C"), device)
 
     def _new_empty(self, shape, dtype=None) -> "Tensor":
         dtype = self.dtype if dtype is None else dt.as_dtype(dtype)
@@ -86,7 +108,8 @@ class Tensor:
         return Tensor._from_numpy(np.arange(n, dtype=np.int64), self._buf.device)
 
     def _scalar(self, value, dtype: dt.DType) -> "Tensor":
-        return Tensor._from_numpy(np.array(value, dtype=dtype.np), self._buf.device)
+        # a cast, not np.array(value, dtype): out-of-range ints wrap (uint8 + 1000) as in PyTorch
+        return Tensor._from_numpy(np.array(value).astype(dtype.np), self._buf.device)
 
     @property
     def _be(self):
@@ -145,7 +168,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         a = self.detach().numpy()
-        return a.astype(dtype) if dtype is not None else a
+        if dtype is not None:
+            return a.astype(dtype)
+        return a.copy() if copy else a  # np.array(t) asks for a copy, np.asarray(t) shares
 
     def item(self):
         if self.numel() != 1:
@@ -292,8 +317,7 @@ class Tensor:
         return self._new_empty(tuple(shape), dtype)
 
     def new_tensor(self, data, dtype=None) -> "Tensor":
-        from .creation import tensor
-        return tensor(data, dtype=dtype or self.dtype, device=self.device)
+        return Tensor._from_data(data, dt.as_dtype(dtype or self.dtype), self._buf.device)
 
     def zeros_like(self) -> "Tensor":
         return self.new_zeros(self.shape)
@@ -320,8 +344,7 @@ class Tensor:
     def _binary(self, other, op: str, reverse: bool = False) -> "Tensor":
         if not isinstance(other, Tensor) and not isinstance(other, (int, float, bool, np.number, np.bool_)):
             if isinstance(other, (list, tuple, np.ndarray)):
-                from .creation import tensor
-                other = tensor(other, device=self.device)
+                other = Tensor._from_data(other, None, self._buf.device)
             else:
                 return NotImplemented
         o = (other.dtype, other.ndim) if isinstance(other, Tensor) else other
@@ -331,7 +354,7 @@ class Tensor:
         a, b = self._operand(self, dtype, op), self._operand(other, dtype, op)
         if reverse:
             a, b = b, a
-        shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape)
+        shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape, op=op)
         a = a if a.shape == shape else a.expand(shape)
         b = b if b.shape == shape else b.expand(shape)
         out_dtype = dt.bool_ if op in COMPARE_OPS or op in LOGICAL_OPS else dtype
@@ -416,9 +439,9 @@ class Tensor:
             raise ValueError("clamp: at least one of min and max must be given")
         out = self
         if min is not None:
-            out = out.maximum(min) if isinstance(min, Tensor) else out.where(out >= min, min)
-        if max is not None:
-            out = out.minimum(max) if isinstance(max, Tensor) else out.where(out <= max, max)
+            out = out.maximum(min) if isinstance(min, Tensor) else out.where((out < min).logical_not(), min)
+        if max is not None:  # `not (x > max)` rather than `x <= max`: NaN stays NaN, as in PyTorch
+            out = out.minimum(max) if isinstance(max, Tensor) else out.where((out > max).logical_not(), max)
         return out
 
     clip = clamp
@@ -435,8 +458,8 @@ class Tensor:
 
     def _reduce(self, op: str, dim, keepdim: bool, out_dtype=None) -> "Tensor":
         dims = _dims_arg(dim, self.ndim, op)
-        if op in ("max", "min", "argmax", "argmin") and self.numel() == 0:
-            raise IndexError(f"{op}: cannot reduce an empty tensor of shape {self.shape} (no identity)")
+        if op in ("max", "min", "argmax", "argmin") and any(self.shape[d] == 0 for d in dims):
+            raise IndexError(f"{op}: cannot reduce over an empty dim of shape {self.shape} (no identity)")
         x = self
         if op in ("sum", "prod") and x.dtype.kind in "iub":
             x = x.to(dt.int64)
@@ -485,7 +508,8 @@ class Tensor:
         x = self.to(dtype) if dtype is not None else self
         if not x.dtype.is_floating_point:
             raise TypeError(f"mean: expected a floating point tensor, got {x.dtype}; pass dtype= or call .float()")
-        return x.sum(dim, keepdim) / x._count(dim)
+        count = x._count(dim)  # checks dim first, so a bad dim is reported by mean
+        return x.sum(dim, keepdim) / count
 
     def var(self, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None) -> "Tensor":
         correction = (1 if unbiased else 0) if correction is None else correction
@@ -496,23 +520,30 @@ class Tensor:
         return self.var(dim, unbiased, keepdim, correction).sqrt()
 
     def logsumexp(self, dim, keepdim: bool = False) -> "Tensor":
+        if any(self.shape[d] == 0 for d in _dims_arg(dim, self.ndim, "logsumexp")):
+            return self.exp().sum(dim, keepdim).log()  # a sum of nothing: -inf, as in PyTorch
         m = self.amax(dim, keepdim=True).detach()
         m = m.masked_fill(m.isinf(), 0.0)
         out = (self - m).exp().sum(dim, keepdim=True).log() + m
         return out if keepdim else out.squeeze(_dims_arg(dim, self.ndim, "logsumexp"))
 
     def softmax(self, dim: int) -> "Tensor":
+        normalize_dim(dim, self.ndim, "softmax")
+        if self.numel() == 0:
+            return self.exp()  # nothing to normalise (and amax has no identity)
         e = (self - self.amax(dim, keepdim=True).detach()).exp()
         return e / e.sum(dim, keepdim=True)
 
     def log_softmax(self, dim: int) -> "Tensor":
+        normalize_dim(dim, self.ndim, "log_softmax")
         return self - self.logsumexp(dim, keepdim=True)
 
+    # counts rather than min/max: right for empty dims (all() is True, any() is False) and keeps the shape
     def all(self, dim=None, keepdim: bool = False) -> "Tensor":
-        return self.bool()._reduce("min", dim, keepdim) if self.numel() else self._scalar(True, dt.bool_)
+        return self.bool().logical_not().sum(dim, keepdim) == 0
 
     def any(self, dim=None, keepdim: bool = False) -> "Tensor":
-        return self.bool()._reduce("max", dim, keepdim) if self.numel() else self._scalar(False, dt.bool_)
+        return self.bool().sum(dim, keepdim) > 0
 
     def norm(self, p=2, dim=None, keepdim: bool = False) -> "Tensor":
         if p == 2:
@@ -538,7 +569,7 @@ class Tensor:
         if a2.shape[-1] != b2.shape[-2]:
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not align "
                              f"({a2.shape[-1]} != {b2.shape[-2]})")
-        batch = broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        batch = broadcast_shapes(a2.shape[:-2], b2.shape[:-2], op="matmul")
         out = F.Matmul.apply(a2.expand(batch + a2.shape[-2:]), b2.expand(batch + b2.shape[-2:]))
         if a.ndim == 1:
             out = out.squeeze(-2)
@@ -597,7 +628,7 @@ class Tensor:
         return F.Permute.apply(self, tuple(norm))
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
-        order = list(range(self.ndim))
+        order = list(range(max(self.ndim, 1)))  # a 0-d tensor accepts dims 0 and -1
         d0, d1 = normalize_dim(dim0, self.ndim, "transpose"), normalize_dim(dim1, self.ndim, "transpose")
         order[d0], order[d1] = order[d1], order[d0]
         return F.Permute.apply(self, tuple(order)) if self.ndim > 1 else self
@@ -680,6 +711,8 @@ class Tensor:
         n = self.shape[d] if self.ndim else 1
         if size > n or size < 0 or step <= 0:
             raise ValueError(f"unfold: size {size} and step {step} do not fit dim {dimension} of size {n}")
+        if self.ndim == 0:  # as in PyTorch: a 0-d tensor unfolds to shape (size,)
+            return self.reshape(1).unfold(0, size, step)[0]
         return self._view_op(lambda v: v.unfold(d, size, step))
 
     def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> "Tensor":
@@ -788,7 +821,7 @@ class Tensor:
             raise RuntimeError(f"{op}: in-place on a view of a tensor while recording gradients is not supported "
                                "in tinytensor; use the out-of-place op")
         if result.shape != self.shape:
-            if broadcast_shapes(result.shape, self.shape) != self.shape:
+            if broadcast_shapes(result.shape, self.shape, op=op) != self.shape:
                 raise ValueError(f"{op}: result of shape {result.shape} cannot be written into shape {self.shape}")
         if result.dtype.is_floating_point and not self.dtype.is_floating_point:
             raise TypeError(f"{op}: result type {result.dtype} can't be cast to the desired output type {self.dtype}")
@@ -799,16 +832,24 @@ class Tensor:
             self.requires_grad, self.grad_fn = True, result.grad_fn
         return self
 
+    def _inplace_input(self, *others) -> "Tensor":
+        """self as the input of an in-place op whose backward reads its inputs: a copy while gradients
+        are recorded, so the tensors saved for backward are not the ones the op overwrites (PyTorch
+        saves the original self too). add_/sub_ save nothing and skip this."""
+        if is_grad_enabled() and (self.requires_grad or any(getattr(o, "requires_grad", False) for o in others)):
+            return self.clone()
+        return self
+
     add_ = __iadd__ = lambda self, o, alpha=1: self._assign(self.add(o, alpha), "add_")  # noqa: E731
     sub_ = __isub__ = lambda self, o, alpha=1: self._assign(self.sub(o, alpha), "sub_")  # noqa: E731
-    mul_ = __imul__ = lambda self, o: self._assign(self * o, "mul_")  # noqa: E731
-    div_ = __itruediv__ = lambda self, o: self._assign(self / o, "div_")  # noqa: E731
-    pow_ = lambda self, o: self._assign(self ** o, "pow_")  # noqa: E731
+    mul_ = __imul__ = lambda self, o: self._assign(self._inplace_input(o) * o, "mul_")  # noqa: E731
+    div_ = __itruediv__ = lambda self, o: self._assign(self._inplace_input(o) / o, "div_")  # noqa: E731
+    pow_ = lambda self, o: self._assign(self._inplace_input(o) ** o, "pow_")  # noqa: E731
     clamp_ = lambda self, min=None, max=None: self._assign(self.clamp(min, max), "clamp_")  # noqa: E731
     masked_fill_ = lambda self, m, v: self._assign(self.masked_fill(m, v), "masked_fill_")  # noqa: E731
-    exp_ = lambda self: self._assign(self.exp(), "exp_")  # noqa: E731
-    sqrt_ = lambda self: self._assign(self.sqrt(), "sqrt_")  # noqa: E731
-    neg_ = lambda self: self._assign(-self, "neg_")  # noqa: E731
+    exp_ = lambda self: self._assign(self._inplace_input().exp(), "exp_")  # noqa: E731
+    sqrt_ = lambda self: self._assign(self._inplace_input().sqrt(), "sqrt_")  # noqa: E731
+    neg_ = lambda self: self._assign(-self._inplace_input(), "neg_")  # noqa: E731
     lerp_ = lambda self, end, w: self._assign(self.lerp(end, w), "lerp_")  # noqa: E731
 
     def addcmul_(self, t1, t2, value=1) -> "Tensor":
@@ -828,7 +869,7 @@ class Tensor:
     def copy_(self, src: "Tensor") -> "Tensor":
         if not isinstance(src, Tensor):
             raise TypeError(f"copy_: expected a Tensor, got {type(src).__name__}")
-        if broadcast_shapes(src.shape, self.shape) != self.shape:
+        if broadcast_shapes(src.shape, self.shape, op="copy_") != self.shape:
             raise ValueError(f"copy_: source shape {src.shape} cannot be broadcast to {self.shape}")
         return self._assign(src.to(self.dtype).expand(self.shape), "copy_")
 
@@ -875,6 +916,9 @@ class Tensor:
 class MinMax(tuple):
     """(values, indices) returned by max(dim)/min(dim), like torch.return_types."""
 
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
     values = property(lambda self: self[0])
     indices = property(lambda self: self[1])
 
@@ -897,5 +941,5 @@ def where(condition: Tensor, input, other) -> Tensor:
     ops = [(t.dtype, t.ndim) if isinstance(t, Tensor) else t for t in (input, other)]
     dtype = dt.result_type(*ops)
     a, b = ref._operand(input, dtype, "where"), ref._operand(other, dtype, "where")
-    shape = broadcast_shapes(condition.shape, a.shape, b.shape)
+    shape = broadcast_shapes(condition.shape, a.shape, b.shape, op="where")
     return F.Where.apply(condition.expand(shape), a.expand(shape), b.expand(shape))

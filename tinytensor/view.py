@@ -37,14 +37,14 @@ def normalize_dim(dim: int, ndim: int, op: str = "dim") -> int:
     return dim % n
 
 
-def broadcast_shapes(*shapes: Sequence[int]) -> Shape:
-    """NumPy/PyTorch broadcasting; ValueError naming both shapes when they do not broadcast."""
+def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast") -> Shape:
+    """NumPy/PyTorch broadcasting; ValueError naming the op and both shapes when they do not broadcast."""
     ndim = max((len(s) for s in shapes), default=0)
     out = [1] * ndim
     for s in shapes:
         for i, n in enumerate(s, ndim - len(s)):
             if n != out[i] and n != 1 and out[i] != 1:
-                raise ValueError(f"broadcast: shapes {tuple(shapes[0])} and {tuple(s)} do not broadcast "
+                raise ValueError(f"{op}: shapes {tuple(shapes[0])} and {tuple(s)} do not broadcast "
                                  f"(dim {i - ndim}: {out[i]} vs {n})")
             if n != 1:
                 out[i] = n
@@ -70,7 +70,9 @@ class View(NamedTuple):
         return prod(self.shape)
 
     def is_contiguous(self) -> bool:
-        """PyTorch's rule: strides of size-1 dims do not matter."""
+        """PyTorch's rule: strides of size-1 dims do not matter, and an empty view is contiguous."""
+        if self.numel == 0:
+            return True
         expected = 1
         for n, s in zip(reversed(self.shape), reversed(self.strides)):
             if n != 1 and s != expected:

@@ -98,7 +98,7 @@ def where(out, dtype, cond, cview, a, aview, b, bview):
 
 def _arg(fn, x, axis):
     """argmax/argmin over the flattened trailing dims, NaN winning as in PyTorch."""
-    flat = x.reshape(x.shape[:axis] + (-1,))
+    flat = x.reshape(x.shape[:axis] + (math.prod(x.shape[axis:]),))
     nan = np.isnan(flat) if flat.dtype.kind == "f" else np.zeros(flat.shape, bool)
     idx = fn(flat, axis=-1)
     return np.where(nan.any(axis=-1), nan.argmax(axis=-1), idx)
@@ -143,7 +143,9 @@ def fill(dst, dview, dtype, value):
 
 
 def gather(out, dtype, x, xview, dim, idx, iview):
-    _store(out, iview.shape, np.take_along_axis(strided(x, xview), strided(idx, iview), axis=dim))
+    # the index may be smaller than x outside `dim` (as in PyTorch): gather from that corner of x
+    corner = tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(iview.shape))
+    _store(out, iview.shape, np.take_along_axis(strided(x, xview)[corner], strided(idx, iview), axis=dim))
 
 
 def _scatter_positions(iview_shape, dim, idx):
