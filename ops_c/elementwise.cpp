@@ -1,0 +1,266 @@
+// elementwise.cpp: the unary and binary math primitives and where(). Each op is a tiny functor
+// on the compute type (float for the 16-bit floats); one kernel template per arity walks the
+// strided operands (strided.h) and applies the op in a tight loop that the compiler vectorises,
+// with the op chosen once per call by a switch, never per element. Outputs are contiguous.
+// Not here: fused ops (softmax, ...), integer division (a composite in Python).
+#include <cmath>
+#include <cstring>
+
+#include "dtypes.h"
+#include "kernels.h"
+#include "strided.h"
+#include "vecmath.h"
+
+namespace tt {
+namespace {
+
+template <class C> inline bool is_nan(C x) {
+  if constexpr (std::is_floating_point_v<C>) return std::isnan(x);
+  else return false;
+}
+
+// Every op says whether it needs a floating dtype and whether its result is bool.
+struct AnyOp { static constexpr bool kFloatOnly = false, kBoolOut = false; };
+struct FloatOp { static constexpr bool kFloatOnly = true, kBoolOut = false; };
+struct BoolOp { static constexpr bool kFloatOnly = false, kBoolOut = true; };
+
+// ---- unary ops --------------------------------------------------------------------------------
+struct Neg : AnyOp { template <class C> static C f(C x) { return C(-x); } };
+struct Abs : AnyOp {
+  template <class C> static C f(C x) {
+    if constexpr (std::is_floating_point_v<C>) return std::fabs(x);
+    else return C(x < 0 ? -x : x);
+  }
+};
+struct Sign : AnyOp {   // 0 for 0, nan for nan
+  template <class C> static C f(C x) { return x > 0 ? C(1) : (x < 0 ? C(-1) : x); }
+};
+struct Exp : FloatOp {
+  static float f(float x) { return vexp(x); }
+  static double f(double x) { return std::exp(x); }
+};
+struct Log : FloatOp {
+  static float f(float x) { return vlog(x); }
+  static double f(double x) { return std::log(x); }
+};
+struct Log1p : FloatOp { template <class C> static C f(C x) { return std::log1p(x); } };
+struct Expm1 : FloatOp { template <class C> static C f(C x) { return std::expm1(x); } };
+struct Sqrt : FloatOp { template <class C> static C f(C x) { return std::sqrt(x); } };
+struct Rsqrt : FloatOp { template <class C> static C f(C x) { return C(1) / std::sqrt(x); } };
+struct Sin : FloatOp { template <class C> static C f(C x) { return std::sin(x); } };
+struct Cos : FloatOp { template <class C> static C f(C x) { return std::cos(x); } };
+struct Tanh : FloatOp {
+  static float f(float x) { return vtanh(x); }
+  static double f(double x) { return std::tanh(x); }
+};
+struct Sigmoid : FloatOp {
+  static float f(float x) { return vsigmoid(x); }
+  static double f(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+};
+struct Relu : AnyOp { template <class C> static C f(C x) { return x < 0 ? C(0) : x; } };  // keeps nan
+struct Erf : FloatOp { template <class C> static C f(C x) { return std::erf(x); } };
+struct Reciprocal : FloatOp { template <class C> static C f(C x) { return C(1) / x; } };
+// Rounding ops are the identity on integers; round() is half-to-even, like numpy and torch.
+struct Floor : AnyOp {
+  template <class C> static C f(C x) { if constexpr (std::is_floating_point_v<C>) return std::floor(x); else return x; }
+};
+struct Ceil : AnyOp {
+  template <class C> static C f(C x) { if constexpr (std::is_floating_point_v<C>) return std::ceil(x); else return x; }
+};
+struct Round : AnyOp {
+  template <class C> static C f(C x) { if constexpr (std::is_floating_point_v<C>) return std::nearbyint(x); else return x; }
+};
+struct Trunc : AnyOp {
+  template <class C> static C f(C x) { if constexpr (std::is_floating_point_v<C>) return std::trunc(x); else return x; }
+};
+struct LogicalNot : BoolOp { template <class C> static bool f(C x) { return x == C(0); } };
+
+template <class F> void visit_unary_op(int op, F&& f) {
+  switch (op) {
+    case 0: return f(Neg{});      case 1: return f(Abs{});        case 2: return f(Sign{});
+    case 3: return f(Exp{});      case 4: return f(Log{});        case 5: return f(Log1p{});
+    case 6: return f(Expm1{});    case 7: return f(Sqrt{});       case 8: return f(Rsqrt{});
+    case 9: return f(Sin{});      case 10: return f(Cos{});       case 11: return f(Tanh{});
+    case 12: return f(Sigmoid{}); case 13: return f(Relu{});      case 14: return f(Erf{});
+    case 15: return f(Reciprocal{}); case 16: return f(Floor{});  case 17: return f(Ceil{});
+    case 18: return f(Round{});   case 19: return f(Trunc{});     case 20: return f(LogicalNot{});
+  }
+  throw std::invalid_argument("unknown unary op code " + std::to_string(op));
+}
+
+// ---- binary ops -------------------------------------------------------------------------------
+// Integer power by squaring, wrapping on overflow; negative exponents give 0 except for bases
+// 1 and -1 (as torch).
+template <class C> C int_pow(C base, C exp) {
+  if (exp < 0) return base == 1 ? C(1) : (base == C(-1) ? C(exp % 2 ? -1 : 1) : C(0));
+  uint64_t r = 1, b = uint64_t(int64_t(base));
+  for (uint64_t e = uint64_t(exp); e; e >>= 1, b *= b)
+    if (e & 1) r *= b;
+  return C(int64_t(r));
+}
+
+struct Add : AnyOp { template <class C> static C f(C a, C b) { return C(a + b); } };
+struct Sub : AnyOp { template <class C> static C f(C a, C b) { return C(a - b); } };
+struct Mul : AnyOp { template <class C> static C f(C a, C b) { return C(a * b); } };
+struct Div : FloatOp { template <class C> static C f(C a, C b) { return a / b; } };
+struct Pow : AnyOp {
+  template <class C> static C f(C a, C b) {
+    if constexpr (std::is_floating_point_v<C>) return std::pow(a, b);
+    else return int_pow(a, b);
+  }
+};
+struct Maximum : AnyOp {   // nan wins
+  template <class C> static C f(C a, C b) { return (a > b || is_nan(a)) ? a : b; }
+};
+struct Minimum : AnyOp {
+  template <class C> static C f(C a, C b) { return (a < b || is_nan(a)) ? a : b; }
+};
+// Python's %: the result takes the sign of the divisor.
+struct Remainder : AnyOp {
+  template <class C> static C f(C a, C b) {
+    if constexpr (std::is_floating_point_v<C>) {
+      C r = std::fmod(a, b);
+      if (r == 0) return std::copysign(C(0), b);
+      return (r < 0) != (b < 0) ? r + b : r;
+    } else {
+      if (std::is_signed_v<C> && b == C(-1)) return C(0);   // avoids INT_MIN % -1 trapping
+      C r = C(a % b);
+      return (r != 0 && ((r < 0) != (b < 0))) ? C(r + b) : r;
+    }
+  }
+};
+struct Eq : BoolOp { template <class C> static bool f(C a, C b) { return a == b; } };
+struct Ne : BoolOp { template <class C> static bool f(C a, C b) { return a != b; } };
+struct Lt : BoolOp { template <class C> static bool f(C a, C b) { return a < b; } };
+struct Le : BoolOp { template <class C> static bool f(C a, C b) { return a <= b; } };
+struct Gt : BoolOp { template <class C> static bool f(C a, C b) { return a > b; } };
+struct Ge : BoolOp { template <class C> static bool f(C a, C b) { return a >= b; } };
+struct LogicalAnd : BoolOp { template <class C> static bool f(C a, C b) { return a != C(0) && b != C(0); } };
+struct LogicalOr : BoolOp { template <class C> static bool f(C a, C b) { return a != C(0) || b != C(0); } };
+struct LogicalXor : BoolOp { template <class C> static bool f(C a, C b) { return (a != C(0)) != (b != C(0)); } };
+
+template <class F> void visit_binary_op(int op, F&& f) {
+  switch (op) {
+    case 0: return f(Add{});      case 1: return f(Sub{});       case 2: return f(Mul{});
+    case 3: return f(Div{});      case 4: return f(Pow{});       case 5: return f(Maximum{});
+    case 6: return f(Minimum{});  case 7: return f(Remainder{}); case 8: return f(Eq{});
+    case 9: return f(Ne{});       case 10: return f(Lt{});       case 11: return f(Le{});
+    case 12: return f(Gt{});      case 13: return f(Ge{});       case 14: return f(LogicalAnd{});
+    case 15: return f(LogicalOr{}); case 16: return f(LogicalXor{});
+  }
+  throw std::invalid_argument("unknown binary op code " + std::to_string(op));
+}
+
+// Calls run(Tag<T>) for dtype dt, limited to floating dtypes when Op needs them.
+template <class Op, class Run> void visit_op_dtype(int dt, const Run& run) {
+  if constexpr (Op::kFloatOnly) visit_float_dtype(dt, run);
+  else visit_dtype(dt, run);
+}
+
+template <class Op, class T> using out_t = std::conditional_t<Op::kBoolOut, bool, T>;
+
+// ---- kernels ------------------------------------------------------------------------------------
+// Operand 0 of every Iter below is the contiguous output, so its step inside a run is 1.
+
+template <class Op, class T>
+void unary_kernel(void* out, const void* x, const Iter& it) {
+  using Out = out_t<Op, T>;
+  for_each_run(it, [&](const int64_t* off, int64_t n) {
+    Out* __restrict o = static_cast<Out*>(out) + off[0];
+    const T* __restrict px = static_cast<const T*>(x) + off[1];
+    int64_t s = it.inner(1);
+    if (s == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(px[i])));
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(px[i * s])));
+    }
+  });
+}
+
+template <class Op, class T>
+void binary_kernel(void* out, const void* a, const void* b, const Iter& it) {
+  using Out = out_t<Op, T>;
+  using C = compute_t<T>;
+  for_each_run(it, [&](const int64_t* off, int64_t n) {
+    Out* __restrict o = static_cast<Out*>(out) + off[0];
+    const T* __restrict pa = static_cast<const T*>(a) + off[1];
+    const T* __restrict pb = static_cast<const T*>(b) + off[2];
+    int64_t sa = it.inner(1), sb = it.inner(2);
+    if (sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i]), load(pb[i])));
+    } else if (sa == 1 && sb == 0) {   // tensor op scalar, the most common broadcast
+      C y = load(pb[0]);
+      if (std::is_same_v<Op, Pow> && std::is_floating_point_v<C> && y == C(2)) {   // x ** 2
+        for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(load(pa[i]) * load(pa[i]));
+      } else {
+        for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i]), y));
+      }
+    } else if (sa == 0 && sb == 1) {
+      C x = load(pa[0]);
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(x, load(pb[i])));
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i * sa]), load(pb[i * sb])));
+    }
+  });
+}
+
+template <class T>
+void where_kernel(void* out, const void* cond, const void* a, const void* b, const Iter& it) {
+  for_each_run(it, [&](const int64_t* off, int64_t n) {
+    T* __restrict o = static_cast<T*>(out) + off[0];
+    const bool* __restrict pc = static_cast<const bool*>(cond) + off[1];
+    const T* __restrict pa = static_cast<const T*>(a) + off[2];
+    const T* __restrict pb = static_cast<const T*>(b) + off[3];
+    int64_t sc = it.inner(1), sa = it.inner(2), sb = it.inner(3);
+    if (sc == 1 && sa == 1 && sb == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = pc[i] ? pa[i] : pb[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = pc[i * sc] ? pa[i * sa] : pb[i * sb];
+    }
+  });
+}
+
+}  // namespace
+
+const std::vector<std::string>& unary_op_names() {
+  static const std::vector<std::string> names = {
+      "neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos",
+      "tanh", "sigmoid", "relu", "erf", "reciprocal", "floor", "ceil", "round", "trunc", "logical_not"};
+  return names;
+}
+
+const std::vector<std::string>& binary_op_names() {
+  static const std::vector<std::string> names = {
+      "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "eq", "ne", "lt", "le",
+      "gt", "ge", "logical_and", "logical_or", "logical_xor"};
+  return names;
+}
+
+void unary(int op, void* out, int /*out_dt*/, const void* x, int x_dt,
+           const Dims& shape, const Dims& x_strides, int64_t x_offset) {
+  Iter it = make_iter(shape, {{nullptr, 0}, {x_strides.data(), x_offset}});
+  visit_unary_op(op, [&](auto op_tag) {
+    using Op = decltype(op_tag);
+    visit_op_dtype<Op>(x_dt, [&](auto tag) { unary_kernel<Op, typename decltype(tag)::type>(out, x, it); });
+  });
+}
+
+void binary(int op, void* out, int /*out_dt*/,
+            const void* a, int a_dt, const Dims& a_strides, int64_t a_offset,
+            const void* b, int /*b_dt*/, const Dims& b_strides, int64_t b_offset, const Dims& shape) {
+  Iter it = make_iter(shape, {{nullptr, 0}, {a_strides.data(), a_offset}, {b_strides.data(), b_offset}});
+  visit_binary_op(op, [&](auto op_tag) {
+    using Op = decltype(op_tag);
+    visit_op_dtype<Op>(a_dt, [&](auto tag) { binary_kernel<Op, typename decltype(tag)::type>(out, a, b, it); });
+  });
+}
+
+void where(void* out, int dt, const void* cond, const Dims& c_strides, int64_t c_offset,
+           const void* a, const Dims& a_strides, int64_t a_offset,
+           const void* b, const Dims& b_strides, int64_t b_offset, const Dims& shape) {
+  Iter it = make_iter(shape, {{nullptr, 0}, {c_strides.data(), c_offset},
+                              {a_strides.data(), a_offset}, {b_strides.data(), b_offset}});
+  visit_dtype(dt, [&](auto tag) { where_kernel<typename decltype(tag)::type>(out, cond, a, b, it); });
+}
+
+}  // namespace tt

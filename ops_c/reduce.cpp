@@ -1,0 +1,270 @@
+// reduce.cpp: sum, prod, max, min, argmax, argmin over the last n_reduce dims of a strided
+// tensor (Python moves the reduced dims to the end). Each reduction is a small "reducer" struct
+// (an accumulator with init/add/merge/finish); one kernel template walks the tensor in one of
+// two orders, picked from the strides:
+//   inner: the reduced dims are the fast ones (sum over the last dim of a row-major matrix):
+//          each output reduces its own run of elements (vectorised for contiguous runs);
+//   outer: a kept dim is the fast one (sum over the first dim): whole rows are accumulated into
+//          a vector of accumulators, so memory is still read row by row, vectorised across it.
+// Floats sum in double and integers in int64, so sums of millions of float32 stay exact to ~1e-7.
+// Not here: mean/var/logsumexp (composites in Python), reducing over zero elements for max/min.
+#include <cmath>
+#include <limits>
+
+#include "dtypes.h"
+#include "kernels.h"
+#include "strided.h"
+
+namespace tt {
+namespace {
+
+template <class C> inline bool is_nan(C x) {
+  if constexpr (std::is_floating_point_v<C>) return std::isnan(x);
+  else return false;
+}
+
+// Folds the contiguous run x[0, n) into acc using kLanes independent partial results, which the
+// compiler keeps in a few SIMD registers: consecutive adds then do not wait for each other
+// (a single accumulator would be bound by the latency of one add per element).
+template <class Acc, class T, class Step>
+void fold_lanes(Acc& acc, const T* x, int64_t n, Acc init, const Step& step) {
+  constexpr int kLanes = 16;
+  Acc part[kLanes];
+  for (int j = 0; j < kLanes; ++j) part[j] = init;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) part[j] = step(part[j], Acc(load(x[i + j])));
+  for (; i < n; ++i) part[0] = step(part[0], Acc(load(x[i])));
+  for (int j = 0; j < kLanes; ++j) acc = step(acc, part[j]);
+}
+
+// ---- reducers: Acc, init(), add(acc, x, index), merge(earlier, later), finish(acc) -------------
+template <class T> struct SumR {
+  using Acc = sum_acc_t<T>;
+  using Out = T;
+  static Acc init() { return Acc(0); }
+  static void add(Acc& acc, T x, int64_t) { acc += Acc(load(x)); }
+  static Acc merge(Acc a, Acc b) { return a + b; }
+  static Out finish(Acc acc) { return store<T>(acc); }
+  static void add_contiguous(Acc& acc, const T* x, int64_t n, int64_t) {   // a whole run at once
+    fold_lanes(acc, x, n, Acc(0), [](Acc a, Acc b) { return a + b; });
+  }
+};
+
+template <class T> struct ProdR {
+  using Acc = sum_acc_t<T>;
+  using Out = T;
+  static Acc init() { return Acc(1); }
+  static void add(Acc& acc, T x, int64_t) { acc *= Acc(load(x)); }
+  static Acc merge(Acc a, Acc b) { return a * b; }
+  static Out finish(Acc acc) { return store<T>(acc); }
+  static void add_contiguous(Acc& acc, const T* x, int64_t n, int64_t) {
+    fold_lanes(acc, x, n, Acc(1), [](Acc a, Acc b) { return a * b; });
+  }
+};
+
+// max (kSign = 1) and min (kSign = -1); nan propagates.
+template <class T, int kSign> struct ExtremumR {
+  using Acc = compute_t<T>;
+  using Out = T;
+  static bool better(Acc a, Acc b) { return kSign > 0 ? a > b : a < b; }
+  static Acc init() {
+    return kSign > 0 ? std::numeric_limits<Acc>::lowest() : std::numeric_limits<Acc>::max();
+  }
+  static Acc pick(Acc a, Acc b) { return better(b, a) || is_nan(b) ? b : a; }   // a nan in a stays
+  static void add(Acc& acc, T x, int64_t) { acc = pick(acc, load(x)); }
+  static Acc merge(Acc a, Acc b) { return pick(a, b); }
+  static Out finish(Acc acc) { return store<T>(acc); }
+  // A whole contiguous run at once: OpenMP simd lets the compiler vectorise the max (nan is
+  // tracked apart, as a max reduction ignores it).
+  static void add_contiguous(Acc& acc, const T* x, int64_t n, int64_t) {
+    Acc m = init();
+    int nan = 0;
+    if constexpr (kSign > 0) {
+#pragma omp simd reduction(max : m) reduction(| : nan)
+      for (int64_t i = 0; i < n; ++i) {
+        Acc v = load(x[i]);
+        m = v > m ? v : m;
+        nan |= is_nan(v);
+      }
+    } else {
+#pragma omp simd reduction(min : m) reduction(| : nan)
+      for (int64_t i = 0; i < n; ++i) {
+        Acc v = load(x[i]);
+        m = v < m ? v : m;
+        nan |= is_nan(v);
+      }
+    }
+    acc = nan ? pick(acc, std::numeric_limits<Acc>::quiet_NaN()) : pick(acc, m);
+  }
+};
+
+// argmax / argmin: the first index of the extreme value; the first nan counts as extreme.
+template <class T, int kSign> struct ArgR {
+  struct Acc {
+    compute_t<T> v;
+    int64_t i;   // -1 while nothing has been seen
+  };
+  using Out = int64_t;
+  static Acc init() { return {compute_t<T>(0), -1}; }
+  static bool takes(const Acc& a, const Acc& b) {   // does later b replace earlier a?
+    if (b.i < 0) return false;
+    if (a.i < 0) return true;
+    if (is_nan(a.v)) return false;
+    return is_nan(b.v) || (kSign > 0 ? b.v > a.v : b.v < a.v);
+  }
+  static void add(Acc& acc, T x, int64_t i) {
+    Acc b{load(x), i};
+    if (takes(acc, b)) acc = b;
+  }
+  static Acc merge(Acc a, Acc b) { return takes(a, b) ? b : a; }
+  static Out finish(Acc acc) { return acc.i; }
+  static void add_contiguous(Acc& acc, const T* x, int64_t n, int64_t i0) {
+    for (int64_t i = 0; i < n; ++i) add(acc, x[i], i0 + i);
+  }
+};
+
+template <class F> void visit_reducer(int op, int dt, F&& f) {
+  auto run = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    switch (op) {
+      case 0: return f(SumR<T>{}, tag);
+      case 1: return f(ProdR<T>{}, tag);
+      case 2: return f(ExtremumR<T, 1>{}, tag);
+      case 3: return f(ExtremumR<T, -1>{}, tag);
+      case 4: return f(ArgR<T, 1>{}, tag);
+      case 5: return f(ArgR<T, -1>{}, tag);
+    }
+    throw std::invalid_argument("unknown reduce op code " + std::to_string(op));
+  };
+  visit_dtype(dt, run);
+}
+
+// ---- the two walking orders ---------------------------------------------------------------------
+// kept: the output space, operands (0 out: contiguous, 1 x); red: the reduced space, operand 0 x
+// (offset 0: element offsets relative to the output's first element in x).
+
+// Reduces the reduced elements with C-order index [r0, r1) of the output whose x offset is base.
+template <class R, class T>
+typename R::Acc reduce_range(const T* x, int64_t base, const Iter& red, int64_t r0, int64_t r1) {
+  typename R::Acc acc = R::init();
+  int64_t pos = r0, s = red.inner(0);
+  run_range(red, r0, r1, [&](const int64_t* off, int64_t n) {
+    const T* p = x + base + off[0];
+    if (s == 1) {
+      R::add_contiguous(acc, p, n, pos);
+    } else {
+      for (int64_t i = 0; i < n; ++i) R::add(acc, p[i * s], pos + i);
+    }
+    pos += n;
+  });
+  return acc;
+}
+
+template <class R, class T>
+void reduce_inner(typename R::Out* out, const T* x, const Iter& kept, const Iter& red) {
+  int64_t n_out = kept.numel, n_red = red.numel;
+  if (n_out < num_threads()) {   // few outputs: split each reduction across the threads
+    for (int64_t o = 0; o < n_out; ++o) {
+      int64_t off[kMaxOperands];
+      offsets_of(kept, kept.ndim, o, off);
+      auto part = [&](int64_t r0, int64_t r1) { return reduce_range<R>(x, off[1], red, r0, r1); };
+      out[o] = R::finish(parallel_reduce(n_red, kGrain, R::init(), part, R::merge));
+    }
+    return;
+  }
+  parallel_for(n_out, std::max<int64_t>(1, kGrain / std::max<int64_t>(n_red, 1)), [&](int64_t o0, int64_t o1) {
+    run_range(kept, o0, o1, [&](const int64_t* off, int64_t n) {
+      for (int64_t j = 0; j < n; ++j)
+        out[off[0] + j] = R::finish(reduce_range<R>(x, off[1] + j * kept.inner(1), red, 0, n_red));
+    });
+  });
+}
+
+// Adds reduced rows [r0, r1) into acc[0, len): row r starts at x[base + offset of r in red] and
+// its j-th kept element is at step j * ks. The ks == 1 loop vectorises across the row.
+template <class R, class T>
+void add_rows(typename R::Acc* acc, int64_t len, const T* x, int64_t base, int64_t ks,
+              const Iter& red, int64_t r0, int64_t r1) {
+  int64_t pos = r0, s = red.inner(0);
+  run_range(red, r0, r1, [&](const int64_t* off, int64_t n) {
+    for (int64_t i = 0; i < n; ++i, ++pos) {
+      const T* row = x + base + off[0] + i * s;
+      if (ks == 1) {
+        for (int64_t j = 0; j < len; ++j) R::add(acc[j], row[j], pos);
+      } else {
+        for (int64_t j = 0; j < len; ++j) R::add(acc[j], row[j * ks], pos);
+      }
+    }
+  });
+}
+
+template <class R, class T>
+void reduce_outer(typename R::Out* out, const T* x, const Iter& kept, const Iter& red) {
+  using Acc = typename R::Acc;
+  constexpr int64_t kChunk = 2048;   // accumulators per work unit: stays in L1
+  int kd = kept.ndim;
+  int64_t cols = kept.shape[kd - 1], ks = kept.strides[1][kd - 1], n_red = red.numel;
+  int64_t chunks = (cols + kChunk - 1) / kChunk, units = kept.numel / cols * chunks;
+  // Unit u covers kept outputs [first, first + len) of one row of the last kept dim.
+  auto unit = [&](int64_t u, int64_t& first, int64_t& len, int64_t& base) {
+    int64_t j0 = (u % chunks) * kChunk, off[kMaxOperands];
+    offsets_of(kept, kd - 1, u / chunks, off);
+    first = off[0] + j0, len = std::min(kChunk, cols - j0), base = off[1] + j0 * ks;
+  };
+  if (units >= num_threads() || n_red * kChunk < 2 * kGrain) {
+    parallel_for(units, std::max<int64_t>(1, kGrain / (n_red * std::min(cols, kChunk) + 1)), [&](int64_t u0, int64_t u1) {
+      std::vector<Acc> acc(std::min(cols, kChunk));
+      for (int64_t u = u0, first, len, base; u < u1; ++u) {
+        unit(u, first, len, base);
+        std::fill(acc.begin(), acc.begin() + len, R::init());
+        add_rows<R>(acc.data(), len, x, base, ks, red, 0, n_red);
+        for (int64_t j = 0; j < len; ++j) out[first + j] = R::finish(acc[j]);
+      }
+    });
+    return;
+  }
+  for (int64_t u = 0, first, len, base; u < units; ++u) {   // few units: split the reduced rows
+    unit(u, first, len, base);
+    using Accs = std::vector<Acc>;
+    auto part = [&](int64_t r0, int64_t r1) {
+      Accs acc(len, R::init());
+      add_rows<R>(acc.data(), len, x, base, ks, red, r0, r1);
+      return acc;
+    };
+    auto merge = [](Accs a, const Accs& b) {
+      for (size_t j = 0; j < a.size(); ++j) a[j] = R::merge(a[j], b[j]);
+      return a;
+    };
+    Accs acc = parallel_reduce(n_red, std::max<int64_t>(1, kGrain / len), Accs(len, R::init()), part, merge);
+    for (int64_t j = 0; j < len; ++j) out[first + j] = R::finish(acc[j]);
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& reduce_op_names() {
+  static const std::vector<std::string> names = {"sum", "prod", "max", "min", "argmax", "argmin"};
+  return names;
+}
+
+void reduce(int op, void* out, int /*out_dt*/, const void* x, int x_dt,
+            const Dims& shape, const Dims& x_strides, int64_t x_offset, int n_reduce) {
+  int nk = int(shape.size()) - n_reduce;
+  Iter kept = make_iter(nk, shape.data(), {{nullptr, 0}, {x_strides.data(), x_offset}});
+  Iter red = make_iter(n_reduce, shape.data() + nk, {{x_strides.data() + nk, 0}});
+  if (kept.numel == 0) return;
+  // Outer order when x steps through memory faster along the last kept dim than along the
+  // innermost reduced dim (e.g. the reduced dim is the first dim of a row-major matrix).
+  bool outer = kept.ndim > 0 && red.ndim > 0 && red.numel > 0 &&
+               std::llabs(kept.inner(1)) < std::llabs(red.inner(0));
+  visit_reducer(op, x_dt, [&](auto reducer, auto tag) {
+    using R = decltype(reducer);
+    using T = typename decltype(tag)::type;
+    auto* o = static_cast<typename R::Out*>(out);
+    if (outer) reduce_outer<R>(o, static_cast<const T*>(x), kept, red);
+    else reduce_inner<R>(o, static_cast<const T*>(x), kept, red);
+  });
+}
+
+}  // namespace tt
