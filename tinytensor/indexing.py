@@ -91,7 +91,8 @@ def _basic_view(items, shape):
 def _split_advanced(t, items):
     """Apply the basic part as a view; return (view tensor, advanced dims in it, their index tensors).
 
-    Once any tensor index is present, ints count as advanced (0-d) indices, as in NumPy.
+    Ints (and 0-d integer tensors) select first, as in PyTorch: NumPy instead counts them as advanced
+    indices, which moves the advanced dims to the front when an int and an array are not adjacent.
     """
     basic, adv, adv_dims, out_dim = [], [], [], 0
     for kind, k in items:
@@ -101,8 +102,10 @@ def _split_advanced(t, items):
                 basic.append(("slice", slice(None)))
                 adv_dims.append(out_dim)
                 out_dim += 1
-        elif kind in ("tensor", "int"):
-            adv.append(k if kind == "tensor" else _host(t, np.array(k, dtype=np.int64)))
+        elif kind == "int" or (kind == "tensor" and k.ndim == 0):
+            basic.append(("int", k if kind == "int" else int(k.item())))
+        elif kind == "tensor":
+            adv.append(k)
             basic.append(("slice", slice(None)))
             adv_dims.append(out_dim)
             out_dim += 1
@@ -136,6 +139,8 @@ def getitem(t, key):
     if not any(k[0] in ("tensor", "mask") for k in items):
         return t._view_op(_basic_view(items, t.shape))
     v, adv_dims, adv = _split_advanced(t, items)
+    if not adv:  # only 0-d integer tensors: they indexed like ints
+        return v
     rest = [d for d in range(v.ndim) if d not in adv_dims]
     lin, bshape = _flat_positions(v, adv_dims, adv)
     moved = v.permute(adv_dims + rest)

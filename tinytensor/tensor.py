@@ -752,7 +752,9 @@ class Tensor:
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         n = self.shape[normalize_dim(dim, self.ndim, "chunk")]
-        return self.split(max(-(-n // chunks), 1), dim)
+        if n == 0:  # as in PyTorch: `chunks` empty pieces
+            return tuple(self.narrow(dim, 0, 0) for _ in range(chunks))
+        return self.split(-(-n // chunks), dim)
 
     def unbind(self, dim: int = 0):
         d = normalize_dim(dim, self.ndim, "unbind")
