@@ -148,7 +148,10 @@ class Matmul(Function):
 
     def forward(self, a, b):
         out = a._new_empty(a.shape[:-1] + b.shape[-1:], a.dtype)
-        a._be.matmul(out._buf.data, a.dtype, a._buf.data, a._view, b._buf.data, b._view)
+        if out.numel() == 0 or a.shape[-1] == 0:  # nothing to multiply: an empty or all-zero result
+            out._be.fill(out._buf.data, out._view, out.dtype, 0)
+        else:
+            a._be.matmul(out._buf.data, a.dtype, a._buf.data, a._view, b._buf.data, b._view)
         self.save_for_backward(a, b)
         return out
 
