@@ -12,23 +12,27 @@
 namespace tt {
 namespace {
 
+// n elements from s (step ss) to d (step sd), cast from From to To; a separate function so that
+// __restrict on its parameters lets the compiler vectorise without overlap checks.
+template <class To, class From>
+void copy_run(To* __restrict d, const From* __restrict s, int64_t n, int64_t sd, int64_t ss) {
+  if (sd == 1 && ss == 1) {
+    if constexpr (std::is_same_v<To, From>) {
+      std::memcpy(d, s, n * sizeof(To));
+    } else {
+      for (int64_t i = 0; i < n; ++i) d[i] = store<To>(load(s[i]));
+    }
+  } else if (sd == 1 && ss == 0) {   // broadcasting one value along the run
+    std::fill_n(d, n, store<To>(load(s[0])));
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i * sd] = store<To>(load(s[i * ss]));
+  }
+}
+
 template <class To, class From>
 void copy_kernel(void* dst, const void* src, const Iter& it) {
   for_each_run(it, [&](const int64_t* off, int64_t n) {
-    To* __restrict d = static_cast<To*>(dst) + off[0];
-    const From* __restrict s = static_cast<const From*>(src) + off[1];
-    int64_t sd = it.inner(0), ss = it.inner(1);
-    if (sd == 1 && ss == 1) {
-      if constexpr (std::is_same_v<To, From>) {
-        std::memcpy(d, s, n * sizeof(To));
-      } else {
-        for (int64_t i = 0; i < n; ++i) d[i] = store<To>(load(s[i]));
-      }
-    } else if (sd == 1 && ss == 0) {   // broadcasting one value along the run
-      std::fill_n(d, n, store<To>(load(s[0])));
-    } else {
-      for (int64_t i = 0; i < n; ++i) d[i * sd] = store<To>(load(s[i * ss]));
-    }
+    copy_run(static_cast<To*>(dst) + off[0], static_cast<const From*>(src) + off[1], n, it.inner(0), it.inner(1));
   });
 }
 

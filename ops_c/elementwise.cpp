@@ -3,6 +3,7 @@
 // strided operands (strided.h) and applies the op in a tight loop that the compiler vectorises,
 // with the op chosen once per call by a switch, never per element. Outputs are contiguous.
 // Not here: fused ops (softmax, ...), integer division (a composite in Python).
+
 #include <cmath>
 #include <cstring>
 
@@ -160,63 +161,73 @@ template <class Op, class Run> void visit_op_dtype(int dt, const Run& run) {
 template <class Op, class T> using out_t = std::conditional_t<Op::kBoolOut, bool, T>;
 
 // ---- kernels ------------------------------------------------------------------------------------
-// Operand 0 of every Iter below is the contiguous output, so its step inside a run is 1.
+// Each kernel hands for_each_run a lambda that calls its run loop: n elements, the output
+// contiguous, inputs stepping by their strides (0 = a broadcast value). The loops are separate
+// functions so that __restrict on their parameters tells the compiler the buffers do not
+// overlap: it then vectorises them without run-time overlap checks.
+
+template <class Op, class T, class Out>
+void unary_run(Out* __restrict o, const T* __restrict x, int64_t n, int64_t sx) {
+  if (sx == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(x[i])));
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(x[i * sx])));
+  }
+}
 
 template <class Op, class T>
 void unary_kernel(void* out, const void* x, const Iter& it) {
   using Out = out_t<Op, T>;
   for_each_run(it, [&](const int64_t* off, int64_t n) {
-    Out* __restrict o = static_cast<Out*>(out) + off[0];
-    const T* __restrict px = static_cast<const T*>(x) + off[1];
-    int64_t s = it.inner(1);
-    if (s == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(px[i])));
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(px[i * s])));
-    }
+    unary_run<Op>(static_cast<Out*>(out) + off[0], static_cast<const T*>(x) + off[1], n, it.inner(1));
   });
+}
+
+template <class Op, class T, class Out>
+void binary_run(Out* __restrict o, const T* __restrict a, const T* __restrict b, int64_t n, int64_t sa, int64_t sb) {
+  using C = compute_t<T>;
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(a[i]), load(b[i])));
+  } else if (sa == 1 && sb == 0) {   // tensor op scalar, the most common broadcast
+    C y = load(b[0]);
+    if (std::is_same_v<Op, Pow> && std::is_floating_point_v<C> && y == C(2)) {   // x ** 2
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(load(a[i]) * load(a[i]));
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(a[i]), y));
+    }
+  } else if (sa == 0 && sb == 1) {
+    C x = load(a[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(x, load(b[i])));
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(a[i * sa]), load(b[i * sb])));
+  }
 }
 
 template <class Op, class T>
 void binary_kernel(void* out, const void* a, const void* b, const Iter& it) {
   using Out = out_t<Op, T>;
-  using C = compute_t<T>;
   for_each_run(it, [&](const int64_t* off, int64_t n) {
-    Out* __restrict o = static_cast<Out*>(out) + off[0];
-    const T* __restrict pa = static_cast<const T*>(a) + off[1];
-    const T* __restrict pb = static_cast<const T*>(b) + off[2];
-    int64_t sa = it.inner(1), sb = it.inner(2);
-    if (sa == 1 && sb == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i]), load(pb[i])));
-    } else if (sa == 1 && sb == 0) {   // tensor op scalar, the most common broadcast
-      C y = load(pb[0]);
-      if (std::is_same_v<Op, Pow> && std::is_floating_point_v<C> && y == C(2)) {   // x ** 2
-        for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(load(pa[i]) * load(pa[i]));
-      } else {
-        for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i]), y));
-      }
-    } else if (sa == 0 && sb == 1) {
-      C x = load(pa[0]);
-      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(x, load(pb[i])));
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = store<Out>(Op::f(load(pa[i * sa]), load(pb[i * sb])));
-    }
+    binary_run<Op>(static_cast<Out*>(out) + off[0], static_cast<const T*>(a) + off[1],
+                   static_cast<const T*>(b) + off[2], n, it.inner(1), it.inner(2));
   });
+}
+
+template <class T>
+void where_run(T* __restrict o, const bool* __restrict c, const T* __restrict a, const T* __restrict b,
+               int64_t n, int64_t sc, int64_t sa, int64_t sb) {
+  if (sc == 1 && sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : b[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = c[i * sc] ? a[i * sa] : b[i * sb];
+  }
 }
 
 template <class T>
 void where_kernel(void* out, const void* cond, const void* a, const void* b, const Iter& it) {
   for_each_run(it, [&](const int64_t* off, int64_t n) {
-    T* __restrict o = static_cast<T*>(out) + off[0];
-    const bool* __restrict pc = static_cast<const bool*>(cond) + off[1];
-    const T* __restrict pa = static_cast<const T*>(a) + off[2];
-    const T* __restrict pb = static_cast<const T*>(b) + off[3];
-    int64_t sc = it.inner(1), sa = it.inner(2), sb = it.inner(3);
-    if (sc == 1 && sa == 1 && sb == 1) {
-      for (int64_t i = 0; i < n; ++i) o[i] = pc[i] ? pa[i] : pb[i];
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = pc[i * sc] ? pa[i * sa] : pb[i * sb];
-    }
+    where_run(static_cast<T*>(out) + off[0], static_cast<const bool*>(cond) + off[1],
+              static_cast<const T*>(a) + off[2], static_cast<const T*>(b) + off[3], n,
+              it.inner(1), it.inner(2), it.inner(3));
   });
 }
 

@@ -166,6 +166,68 @@ void gemm(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, i
   }
 }
 
+// a (K,) step sa . b (K,) step sb, accumulated in C with 16 independent lanes when both are
+// contiguous (the compiler turns the lanes into SIMD registers).
+template <class T, class C>
+C dot(const T* a, int64_t sa, const T* b, int64_t sb, int64_t K) {
+  if (sa != 1 || sb != 1) {
+    C s = 0;
+    for (int64_t k = 0; k < K; ++k) s += C(load(a[k * sa])) * C(load(b[k * sb]));
+    return s;
+  }
+  constexpr int kLanes = 16;
+  C part[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= K; k += kLanes)
+    for (int j = 0; j < kLanes; ++j) part[j] += C(load(a[k + j])) * C(load(b[k + j]));
+  for (; k < K; ++k) part[0] += C(load(a[k])) * C(load(b[k]));
+  C s = 0;
+  for (int j = 0; j < kLanes; ++j) s += part[j];
+  return s;
+}
+
+// Products with a few rows or columns (a vector times a matrix, e.g. one token at inference):
+// packing would mostly pad the register tile with zeros, and reading B once is the whole cost
+// anyway, so walk B directly. c (M, N) row stride ldc = a (M, K) @ b (K, N), both strided.
+constexpr int64_t kSmall = 8;   // at most this many rows go to gemm_small
+
+template <class T, class C>
+void gemm_small(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
+                int64_t M, int64_t N, int64_t K) {
+  if (sbn != 1 || N <= 4) {   // columns of b are what is contiguous (x @ W.T): dot products,
+    for (int64_t j = 0; j < N; ++j)   // each column of b read once, while it is in L1
+      for (int64_t i = 0; i < M; ++i) c[i * ldc + j] = dot<T, C>(a + i * sam, sak, b + j * sbn, sbk, K);
+    return;
+  }
+  constexpr int64_t kCols = 512;   // c[:, j0:j0 + kCols] stays in L1 while all of K streams by
+  for (int64_t j0 = 0; j0 < N; j0 += kCols) {
+    int64_t nj = std::min(kCols, N - j0);
+    for (int64_t i = 0; i < M; ++i) std::fill_n(c + i * ldc + j0, nj, C(0));
+    // Rows of b are contiguous: c[i, :] += a[i, k] * b[k, :], four k at a time so that each
+    // element of c is loaded and stored once per four multiply-adds.
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const T* b0 = b + k * sbk + j0;
+      for (int64_t i = 0; i < M; ++i) {
+        const T* ai = a + i * sam + k * sak;
+        C a0 = C(load(ai[0])), a1 = C(load(ai[sak])), a2 = C(load(ai[2 * sak])), a3 = C(load(ai[3 * sak]));
+        C* ci = c + i * ldc + j0;
+        for (int64_t j = 0; j < nj; ++j)
+          ci[j] += a0 * C(load(b0[j])) + a1 * C(load(b0[sbk + j])) + a2 * C(load(b0[2 * sbk + j])) +
+                   a3 * C(load(b0[3 * sbk + j]));
+      }
+    }
+    for (; k < K; ++k) {
+      const T* bk = b + k * sbk + j0;
+      for (int64_t i = 0; i < M; ++i) {
+        C aik = C(load(a[i * sam + k * sak]));
+        C* ci = c + i * ldc + j0;
+        for (int64_t j = 0; j < nj; ++j) ci[j] += aik * C(load(bk[j]));
+      }
+    }
+  }
+}
+
 // Element offset of batch entry `bi` (C-order over batch) for an operand with these strides.
 int64_t batch_offset(const Dims& batch, const Dims& strides, int64_t bi) {
   int64_t off = 0;
@@ -192,6 +254,7 @@ void matmul_packed(T* out, const T* a, const T* b, const MatmulArgs& p) {
   size_t nd = p.batch.size();
   int64_t nbatch = 1, M = p.M, N = p.N, K = p.K;
   for (int64_t s : p.batch) nbatch *= s;
+  if (nbatch * M * N == 0) return;
   std::vector<C> workspace;
   C* c = reinterpret_cast<C*>(out);
   if constexpr (!std::is_same_v<T, C>) {
@@ -215,8 +278,9 @@ void matmul_packed(T* out, const T* a, const T* b, const MatmulArgs& p) {
       if (m0 >= m1 || n0 >= n1) continue;
       const T* ab = a + p.a_offset + batch_offset(p.batch, p.a_strides, bi) + m0 * p.a_strides[nd];
       const T* bb = b + p.b_offset + batch_offset(p.batch, p.b_strides, bi) + n0 * p.b_strides[nd + 1];
-      gemm(c + bi * M * N + m0 * N + n0, N, ab, p.a_strides[nd], p.a_strides[nd + 1],
-           bb, p.b_strides[nd], p.b_strides[nd + 1], m1 - m0, n1 - n0, K);
+      auto product = (m1 - m0 <= kSmall || n1 - n0 <= 4) ? gemm_small<T, C> : gemm<T, C>;
+      product(c + bi * M * N + m0 * N + n0, N, ab, p.a_strides[nd], p.a_strides[nd + 1],
+              bb, p.b_strides[nd], p.b_strides[nd + 1], m1 - m0, n1 - n0, K);
     }
   });
   if constexpr (!std::is_same_v<T, C>) {

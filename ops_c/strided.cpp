@@ -128,10 +128,7 @@ void move_dim(Iter& it, int from, int to) {
 // operand that is contiguous along p reuses the same few cache lines instead of jumping a whole
 // row per element. Work units are (outer index, column block) pairs.
 void run_tiled(Iter it, int p, RunFn body) {
-#ifndef KTILE
-#define KTILE 64
-#endif
-  constexpr int64_t kTile = KTILE;
+  constexpr int64_t kTile = 64;
   move_dim(it, p, it.ndim - 2);
   int nd = it.ndim;
   int64_t rows = it.shape[nd - 2], cols = it.shape[nd - 1];
