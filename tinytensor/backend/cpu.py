@@ -4,12 +4,8 @@ importing tinytensor fails with the command that builds it.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ..dtype import DType
-from ..view import View
 from . import base
-from .ref import strided
+from .host import empty, from_numpy, to_numpy  # noqa: F401  (the storage primitives)
 
 try:
     from .. import _C
@@ -24,18 +20,6 @@ for _name, _ops in (("UNARY_OPS", base.UNARY_OPS), ("BINARY_OPS", base.BINARY_OP
 _UNARY = {n: i for i, n in enumerate(base.UNARY_OPS)}
 _BINARY = {n: i for i, n in enumerate(base.BINARY_OPS)}
 _REDUCE = {n: i for i, n in enumerate(base.REDUCE_OPS)}
-
-
-def empty(numel: int, dtype: DType) -> np.ndarray:
-    return np.empty(numel, dtype=dtype.np)
-
-
-def from_numpy(array: np.ndarray) -> np.ndarray:
-    return array
-
-
-def to_numpy(data, view: View, dtype: DType) -> np.ndarray:
-    return strided(data, view)
 
 
 def unary(op, out, out_dtype, x, xview, dtype):

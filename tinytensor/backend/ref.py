@@ -10,16 +10,7 @@ import math
 import numpy as np
 
 from ..dtype import DType
-from ..view import View
-
-
-def strided(data: np.ndarray, view: View, np_dtype=None) -> np.ndarray:
-    """A NumPy array sharing `data` with the shape, strides and offset of `view`."""
-    if view.numel == 0:
-        return np.empty(view.shape, dtype=np_dtype or data.dtype)
-    item = data.dtype.itemsize
-    return np.ndarray(view.shape, data.dtype, buffer=data, offset=view.offset * item,
-                      strides=tuple(s * item for s in view.strides))
+from .host import empty, from_numpy, strided, to_numpy  # noqa: F401  (the storage primitives)
 
 
 def _compute(data, view, dtype: DType) -> np.ndarray:
@@ -63,18 +54,6 @@ _BINARY = {
     "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "logical_and": np.logical_and,
     "logical_or": np.logical_or, "logical_xor": np.logical_xor,
 }
-
-
-def empty(numel: int, dtype: DType) -> np.ndarray:
-    return np.empty(numel, dtype=dtype.np)
-
-
-def from_numpy(array: np.ndarray) -> np.ndarray:
-    return array
-
-
-def to_numpy(data, view: View, dtype: DType) -> np.ndarray:
-    return strided(data, view)
 
 
 def unary(op, out, out_dtype, x, xview, dtype):
