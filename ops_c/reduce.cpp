@@ -88,8 +88,10 @@ template <class T, int kSign> struct ExtremumR {
   using Acc = compute_t<T>;
   using Out = T;
   static bool better(Acc a, Acc b) { return kSign > 0 ? a > b : a < b; }
-  static Acc init() {
-    return kSign > 0 ? std::numeric_limits<Acc>::lowest() : std::numeric_limits<Acc>::max();
+  static Acc init() {   // -inf/+inf for floats, so an all-infinite input reduces to itself
+    using L = std::numeric_limits<Acc>;
+    if constexpr (L::has_infinity) return kSign > 0 ? -L::infinity() : L::infinity();
+    return kSign > 0 ? L::lowest() : L::max();
   }
   static Acc pick(Acc a, Acc b) { return better(b, a) || is_nan(b) ? b : a; }   // a nan in a stays
   static void add(Acc& acc, T x, int64_t) { acc = pick(acc, load(x)); }
