@@ -59,6 +59,9 @@ def _shape_arg(shape) -> tuple:
     return tuple(int(n) for n in shape)
 
 
+_SCALAR_VIEW = View((), (), 0)
+
+
 class Tensor:
     __slots__ = ("_buf", "_view", "dtype", "requires_grad", "grad", "grad_fn", "_base", "__weakref__")
     __array_priority__ = 1000  # so numpy scalars on the left defer to Tensor operators
@@ -101,6 +104,12 @@ class Tensor:
         view = View.contiguous(shape)
         return Tensor._make(Buffer(self._be.empty(view.numel, dtype), self._buf.device), view, dtype)
 
+    def _broadcast(self, shape) -> "Tensor":
+        """expand() to a shape already checked by broadcast_shapes; no graph node unless one is needed."""
+        if self.requires_grad and is_grad_enabled():
+            return F.Expand.apply(self, shape)
+        return self._with_view(self._view.expand(shape))
+
     def _with_view(self, view: View) -> "Tensor":
         return Tensor._make(self._buf, view, self.dtype, self._base if self._base is not None else self)
 
@@ -108,8 +117,10 @@ class Tensor:
         return Tensor._from_numpy(np.arange(n, dtype=np.int64), self._buf.device)
 
     def _scalar(self, value, dtype: dt.DType) -> "Tensor":
-        # a cast, not np.array(value, dtype): out-of-range ints wrap (uint8 + 1000) as in PyTorch
-        return Tensor._from_numpy(np.array(value).astype(dtype.np), self._buf.device)
+        """A 0-d tensor on this device. A cast, not np.array(value, dtype): out-of-range ints wrap
+        (uint8 + 1000) as in PyTorch. Built directly: this sits on the path of every `x * 0.5`."""
+        data = np.array((value,)).astype(dtype.np)
+        return Tensor._make(Buffer(self._be.from_numpy(data), self._buf.device), _SCALAR_VIEW, dtype)
 
     @property
     def _be(self):
@@ -355,8 +366,8 @@ class Tensor:
         if reverse:
             a, b = b, a
         shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape, op=op)
-        a = a if a.shape == shape else a.expand(shape)
-        b = b if b.shape == shape else b.expand(shape)
+        a = a if a.shape == shape else a._broadcast(shape)
+        b = b if b.shape == shape else b._broadcast(shape)
         out_dtype = dt.bool_ if op in COMPARE_OPS or op in LOGICAL_OPS else dtype
         return F.Binary.apply(a, b, op, out_dtype)
 
