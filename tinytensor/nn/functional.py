@@ -1,8 +1,9 @@
-"""tinytensor.nn.functional: activations, layers, norms and losses as composites of Tensor ops.
+"""tinytensor.nn.functional: activations, layers, norms, losses and attention as composites of Tensor ops.
 
-Names and arguments follow torch.nn.functional. The one piece with backward code is the fused
+Names and arguments follow torch.nn.functional. Two pieces have backward code: the fused
 cross-entropy for class-index targets (log-softmax + NLL + label smoothing in one Function, about
-half the ops of the composite), tested against the composite that the other cases use.
+half the ops of the composite), tested against the composite that the other cases use; and the
+softmax inside scaled_dot_product_attention (one graph node; all-masked rows give zeros, as PyTorch).
 Left out: max_norm/scale_grad_by_freq/sparse in embedding, `inplace=` (always out of place),
 the legacy `size_average`/`reduce` arguments. cross_entropy and the norms compute 16-bit inputs in float32.
 """
@@ -69,6 +70,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """input @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    if input.ndim > 2:  # one (N, in) @ (in, out) matmul rather than a batch of them over an expanded weight
+        out = input.reshape(-1, input.shape[-1]).matmul(weight.t())
+        out = out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
+        return out if bias is None else out + bias
     out = input.matmul(weight.t())
     return out if bias is None else out + bias
 
@@ -317,3 +322,100 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+# ---- attention ------------------------------------------------------------------------------------
+
+class _SafeSoftmax(Function):
+    """softmax over the last dim in one graph node; a row that is all -inf gives zeros, not NaN.
+
+    That is what PyTorch's scaled_dot_product_attention does for a query that may attend to nothing.
+    Backward: dx = y * (g - sum(g * y)), so the composite's five nodes (max, sub, exp, sum, div) become one.
+    """
+
+    def forward(self, x):
+        with no_grad():
+            m = x.amax(-1, keepdim=True)
+            m = m.masked_fill(m == -math.inf, 0.0)  # an all -inf row: exp(-inf - 0) = 0 instead of NaN
+            e = (x - m).exp()
+            s = e.sum(-1, keepdim=True)
+            y = e / s.masked_fill(s == 0, 1.0)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(-1, keepdim=True)
+
+
+_CAUSAL_CACHE: dict = {}
+
+
+def _causal_mask(L: int, S: int, device) -> Tensor:
+    """(L, S) bool, True where key j <= query i (top-left aligned, as PyTorch); the last few are cached."""
+    key = (L, S, str(device))
+    mask = _CAUSAL_CACHE.get(key)
+    if mask is None:
+        mask = arange(S, device=device).unsqueeze(0) <= arange(L, device=device).unsqueeze(1)
+        if len(_CAUSAL_CACHE) > 16:
+            _CAUSAL_CACHE.clear()
+        _CAUSAL_CACHE[key] = mask
+    return mask
+
+
+def _repeat_kv(x: Tensor, n_rep: int) -> Tensor:
+    """(..., n_kv, S, hs) -> (..., n_kv * n_rep, S, hs): each key/value head serves n_rep query heads."""
+    if n_rep == 1:
+        return x
+    shape = tuple(x.shape)
+    x = x.unsqueeze(-3).expand(shape[:-2] + (n_rep,) + shape[-2:])  # (..., n_kv, n_rep, S, hs), no copy
+    return x.reshape(shape[:-3] + (shape[-3] * n_rep,) + shape[-2:])
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(q @ k^T * scale + mask) @ v for q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev).
+
+    As PyTorch's: scale defaults to 1/sqrt(E); attn_mask is a bool mask (True = may attend) or a float
+    mask added to the scores, broadcast over the leading (batch, head) dims; is_causal lets query i see
+    keys 0..i (top-left aligned when L != S), and combines with attn_mask when both are given; a query
+    that may attend to nothing gets zeros; dropout_p drops attention weights (callers pass 0.0 in eval,
+    as in PyTorch); enable_gqa lets k and v have fewer heads (dim -3) than q, each shared by a group.
+    The computation is the plain ("math") one, with the (L, S) score matrix in memory.
+    """
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError(f"scaled_dot_product_attention: q, k, v need at least 2 dims, got shapes "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    E, L, S = query.shape[-1], query.shape[-2], key.shape[-2]
+    if key.shape[-1] != E or value.shape[-2] != S:
+        raise ValueError(f"scaled_dot_product_attention: q {tuple(query.shape)}, k {tuple(key.shape)} and "
+                         f"v {tuple(value.shape)} do not fit: need q (..., L, E), k (..., S, E), v (..., S, Ev)")
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hkv = query.shape[-3], key.shape[-3]
+        if hkv == 0 or hq % hkv or value.shape[-3] != hkv:
+            raise ValueError(f"scaled_dot_product_attention: with enable_gqa, {hq} query heads must be a multiple "
+                             f"of the key/value heads ({hkv} and {value.shape[-3]})")
+        key, value = _repeat_kv(key, hq // hkv), _repeat_kv(value, hq // hkv)
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    scores = (query * scale).matmul(key.transpose(-2, -1))  # (..., L, S)
+    if is_causal:
+        causal = _causal_mask(L, S, query.device)
+        attn_mask = causal if attn_mask is None else _combine_masks(attn_mask, causal)
+    if attn_mask is not None:
+        if attn_mask.dtype.kind == "b":
+            scores = scores.where(attn_mask, -math.inf)
+        else:
+            scores = scores + attn_mask
+    weights = _SafeSoftmax.apply(scores)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return weights.matmul(value)  # (..., L, Ev)
+
+
+def _combine_masks(attn_mask: Tensor, causal: Tensor) -> Tensor:
+    """attn_mask and the causal mask together: AND for bool masks, -inf added outside the causal band else."""
+    if attn_mask.dtype.kind == "b":
+        return attn_mask & causal
+    return attn_mask.masked_fill(causal.logical_not(), -math.inf)

@@ -1,0 +1,280 @@
+"""GPT-2 on tinytensor: the model of chapter 05, with nanoGPT's names so that nanoGPT users feel at home.
+
+    config = GPTConfig(block_size=128, vocab_size=4096, n_layer=2, n_head=4, n_embd=128)
+    model = GPT(config)
+    logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
+    out = model.generate(idx, 100, temperature=0.8, top_k=50, seed=0)
+    model.save_pretrained("dir"); GPT.from_pretrained("dir")   # Hugging Face's GPT-2 layout
+
+The architecture is GPT-2's: token + learned position embeddings, n_layer pre-norm blocks
+(x + attn(ln_1(x)), then x + mlp(ln_2(x))), a final LayerNorm and a language-model head that shares
+its weight with the token embedding. Initialisation follows GPT-2: N(0, 0.02) everywhere, with the
+projections that write into the residual stream (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2 * n_layer)
+so that the residual stream's variance does not grow with depth.
+
+CausalSelfAttention lives here and not in tinytensor.nn: PyTorch's nn has no such module, and this
+one is GPT-2's (a fused c_attn projection, names that match GPT-2 checkpoints).
+Left out: a kv-cache (chapter 12), flash attention, and loading OpenAI's TensorFlow checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import tinytensor as tt
+import tinytensor.nn as nn
+import tinytensor.nn.functional as F
+
+from models.sampling import generate
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024    # the longest context the model reads (number of learned positions)
+    vocab_size: int = 50257   # GPT-2's BPE vocabulary (nanoGPT pads it to 50304 for speed)
+    n_layer: int = 12         # transformer blocks
+    n_head: int = 12          # attention heads per block; n_embd must be a multiple of n_head
+    n_embd: int = 768         # the width of the residual stream (C)
+    dropout: float = 0.0      # after embeddings, attention weights, and each residual branch (0 for pretraining)
+    bias: bool = True         # biases in Linear layers and LayerNorms, as GPT-2; False is a little faster
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t sees positions 0..t only."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if config.n_embd % config.n_head:
+            raise ValueError(f"CausalSelfAttention: n_embd {config.n_embd} is not a multiple of n_head {config.n_head}")
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: tt.Tensor) -> tt.Tensor:
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
+        q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=True)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: widen 4x, GELU (tanh approximation, as GPT-2), project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: tt.Tensor) -> tt.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+def _layer_norm(config: GPTConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: attention then MLP, each added to the residual stream."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1, self.attn = _layer_norm(config), CausalSelfAttention(config)
+        self.ln_2, self.mlp = _layer_norm(config), MLP(config)
+
+    def forward(self, x: tt.Tensor) -> tt.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """GPT-2: forward(idx, targets=None) -> (logits, loss), as nanoGPT's."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=_layer_norm(config),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):  # residual projections: GPT-2's 1/sqrt(2 * n_layer)
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+
+    def get_num_params(self, non_embedding: bool = True) -> int:
+        """Parameters, without the position embeddings by default (the token ones are the tied lm_head)."""
+        n = self.num_parameters()
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx: tt.Tensor, targets: Optional[tt.Tensor] = None):
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"GPT: sequence of length {T} is longer than block_size {self.config.block_size}")
+        pos = tt.arange(T, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is None:  # inference: only the last position's logits are needed
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
+                             device_type: str = "cpu") -> tt.optim.AdamW:
+        """AdamW that decays the 2-D weights (matmuls, embeddings) and not the biases and norm gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        return tt.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
+    def crop_block_size(self, block_size: int) -> None:
+        """Keep only the first block_size positions (to use a checkpoint with shorter contexts)."""
+        if block_size > self.config.block_size:
+            raise ValueError(f"crop_block_size: {block_size} > block_size {self.config.block_size}")
+        self.config.block_size = block_size
+        wpe = self.transformer.wpe
+        wpe.weight = nn.Parameter(wpe.weight.detach()[:block_size].contiguous())
+        wpe.num_embeddings = block_size
+
+    def generate(self, idx: tt.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+                 top_p: Optional[float] = None, seed: Optional[int] = None,
+                 generator: Optional[tt.Generator] = None, eos_token: Optional[int] = None) -> tt.Tensor:
+        """Extend idx (B, T) by max_new_tokens sampled tokens, feeding each back in (no kv-cache: chapter 12).
+
+        temperature 0 picks the most likely token; top_k keeps the k most likely, top_p the smallest set
+        whose probability reaches p. A seed (or generator) makes the samples reproducible; by default
+        tinytensor's default generator is used. Generation stops early once every row has emitted eos_token.
+        """
+        return generate(self, idx, max_new_tokens, self.config.block_size, temperature, top_k, top_p, seed,
+                        generator, eos_token)
+
+    # ---- Hugging Face GPT-2 checkpoints ------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path: str, dropout: float = 0.0) -> "GPT":
+        """Load a Hugging Face GPT-2 directory (config.json + model.safetensors) written by any GPT-2 tool.
+
+        A `transformer.` prefix is stripped, Conv1D weights (stored (in, out)) are transposed to Linear's
+        (out, in), the attn.bias / attn.masked_bias mask buffers are ignored and lm_head is tied to wte.
+        Every shape is checked; a missing or unexpected tensor raises ValueError naming it.
+        """
+        config = _config_from_hf(os.path.join(path, "config.json"), dropout)
+        model = cls(config)
+        model.load_state_dict(_state_from_hf(os.path.join(path, "model.safetensors"), model), strict=True)
+        return model
+
+    def save_pretrained(self, path: str) -> None:
+        """Write config.json + model.safetensors in Hugging Face's GPT-2 layout, loadable by GPT-2 tools.
+
+        A bias=False model is written with zero biases (GPT-2's layout always has them): same function.
+        """
+        c = self.config
+        hf = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
+              "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
+              "n_head": c.n_head, "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
+              "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
+              "initializer_range": 0.02, "tie_word_embeddings": True, "torch_dtype": "float32"}
+        tensors = {}
+        for name, t in self.state_dict().items():
+            if name == "lm_head.weight":
+                continue  # tied to wte, as GPT-2 checkpoints store it
+            t = t.detach()
+            if name.endswith(_CONV1D):
+                t = t.t()  # Linear (out, in) -> Conv1D (in, out)
+            tensors["transformer." + name[len("transformer."):]] = t.contiguous()
+        if not c.bias:
+            for name, shape in _expected_hf_shapes(self).items():
+                tensors.setdefault("transformer." + name, tt.zeros(shape))
+        os.makedirs(path, exist_ok=True)
+        tt.save(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(hf, f, indent=2)
+
+
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+_BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")  # GPT-2's causal-mask buffers, not weights
+
+
+def _config_from_hf(path: str, dropout: float) -> GPTConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            hf = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"from_pretrained: cannot read {path} ({e})") from None
+    act = hf.get("activation_function", "gelu_new")
+    if act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        raise ValueError(f"from_pretrained: {path}: activation_function {act!r} is not GPT-2's tanh GELU")
+    if hf.get("n_inner") not in (None, 4 * hf.get("n_embd", 0)):
+        raise ValueError(f"from_pretrained: {path}: n_inner {hf['n_inner']} != 4 * n_embd is not supported")
+    try:
+        return GPTConfig(block_size=hf.get("n_positions", hf.get("n_ctx")), vocab_size=hf["vocab_size"],
+                         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True)
+    except KeyError as e:
+        raise ValueError(f"from_pretrained: {path} has no {e.args[0]!r}") from None
+
+
+def _expected_hf_shapes(model: GPT) -> dict:
+    """HF name (without prefix) -> shape, for every tensor GPT-2's layout holds (lm_head excluded)."""
+    c, C = model.config, model.config.n_embd
+    shapes = {"wte.weight": (c.vocab_size, C), "wpe.weight": (c.block_size, C), "ln_f.weight": (C,),
+              "ln_f.bias": (C,)}
+    for i in range(c.n_layer):
+        for name, shape in (("ln_1.weight", (C,)), ("ln_1.bias", (C,)), ("ln_2.weight", (C,)), ("ln_2.bias", (C,)),
+                            ("attn.c_attn.weight", (C, 3 * C)), ("attn.c_attn.bias", (3 * C,)),
+                            ("attn.c_proj.weight", (C, C)), ("attn.c_proj.bias", (C,)),
+                            ("mlp.c_fc.weight", (C, 4 * C)), ("mlp.c_fc.bias", (4 * C,)),
+                            ("mlp.c_proj.weight", (4 * C, C)), ("mlp.c_proj.bias", (C,))):
+            shapes[f"h.{i}.{name}"] = shape
+    return shapes
+
+
+def _state_from_hf(path: str, model: GPT) -> dict:
+    """The HF file's tensors renamed and transposed into this model's state_dict names, shapes checked."""
+    raw = tt.load(path)
+    found = {}
+    for name, t in raw.items():
+        short = name[len("transformer."):] if name.startswith("transformer.") else name
+        if _BUFFER.fullmatch(short) or short == "lm_head.weight":
+            continue  # causal-mask buffers; the head is tied to wte
+        found[short] = t
+    expected = _expected_hf_shapes(model)
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"from_pretrained: {path}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
+    state = {}
+    for short, t in found.items():
+        if tuple(t.shape) != expected[short]:
+            raise ValueError(f"from_pretrained: {path}: {short} has shape {tuple(t.shape)}, "
+                             f"the config needs {expected[short]}")
+        t = t.to(tt.float32)
+        state["transformer." + short] = t.t().contiguous() if short.endswith(_CONV1D) else t
+    state["lm_head.weight"] = state["transformer.wte.weight"]
+    return state

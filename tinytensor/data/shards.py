@@ -1,0 +1,186 @@
+"""Token shards: a text corpus tokenized once into uint16 files that training reads with np.memmap.
+
+    index = prepare_shards("stories.txt", tok, "out/data")      # streams the file, tqdm bar, bounded memory
+    index = load_index("out/data"); stats = corpus_stats("out/data", "train")
+
+Layout of a prepared directory:
+    index.json               what is where (written last: a directory without it is not prepared)
+    train_000000.bin ...     token ids, raw little-endian uint16, documents back to back
+    train_000000.docs.npy    int64 offset of each document's first token (its BOS) in that shard
+    val_000000.bin ...       the same for the validation split
+
+Documents are the texts between separator lines (`<|endoftext|>` in TinyStories). Each document is
+written as [BOS] + tokens, with BOS the separator's special-token id, so a model sees where every story
+starts, and generation can begin from BOS alone. The validation split is the last val_fraction of the
+documents (counted in a first pass over the file, so nothing is held in memory). Shards end at document
+boundaries unless one document alone is longer than a shard. Memory stays bounded by one shard buffer.
+Left out: parallel tokenization, compression, vocabularies above 65,535 tokens (uint16).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+INDEX_FILE = "index.json"
+FORMAT = "tinytensor-token-shards"
+
+
+def iter_documents(path: str, separator: str = "<|endoftext|>") -> Iterator[str]:
+    """The documents of a UTF-8 text file, split at `separator`, stripped, empty ones skipped (streaming)."""
+    parts = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if separator in line:
+                pieces = line.split(separator)
+                for piece in pieces[:-1]:
+                    parts.append(piece)
+                    doc = "".join(parts).strip()
+                    parts = []
+                    if doc:
+                        yield doc
+                line = pieces[-1]
+            parts.append(line)
+    doc = "".join(parts).strip()
+    if doc:
+        yield doc
+
+
+def _progress(total: int, progress: bool, desc: str):
+    if progress:
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, unit="doc", desc=desc)
+        except ImportError:  # tqdm is an optional extra
+            pass
+    return None
+
+
+class _ShardWriter:
+    """Fills a uint16 buffer of shard_tokens tokens and writes it out (temp file + rename) when full."""
+
+    def __init__(self, out_dir: str, split: str, shard_tokens: int):
+        self.out_dir, self.split, self.cap = out_dir, split, shard_tokens
+        self.buf = np.empty(shard_tokens, dtype=np.uint16)
+        self.n, self.starts, self.shards = 0, [], []
+
+    def add(self, ids: np.ndarray) -> None:
+        if self.n and self.n + len(ids) > self.cap:  # keep documents whole when they fit in a shard
+            self.flush()
+        self.starts.append(self.n)
+        while len(ids):
+            take = min(len(ids), self.cap - self.n)
+            self.buf[self.n:self.n + take] = ids[:take]
+            self.n, ids = self.n + take, ids[take:]
+            if len(ids):
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.n:
+            return
+        name = f"{self.split}_{len(self.shards):06d}"
+        _atomic_bytes(os.path.join(self.out_dir, name + ".bin"), self.buf[:self.n].astype("<u2").tobytes())
+        with open(os.path.join(self.out_dir, name + ".docs.npy.tmp"), "wb") as f:
+            np.save(f, np.asarray(self.starts, dtype=np.int64))
+        os.replace(os.path.join(self.out_dir, name + ".docs.npy.tmp"), os.path.join(self.out_dir, name + ".docs.npy"))
+        self.shards.append({"file": name + ".bin", "docs_file": name + ".docs.npy", "tokens": int(self.n),
+                            "docs": len(self.starts)})
+        self.n, self.starts = 0, []
+
+
+def _atomic_bytes(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def prepare_shards(source, tokenizer, out_dir: str, val_fraction: float = 0.1, separator: str = "<|endoftext|>",
+                   shard_tokens: int = 50_000_000, progress: bool = True, meta: Optional[dict] = None) -> dict:
+    """Tokenize the documents of `source` (a text file path, or a list of strings) into shards; return the index.
+
+    tokenizer needs encode_ordinary(text) -> ids and special_tokens[separator] -> the BOS id.
+    meta is stored in the index as given (e.g. the tokenizer's file name), for callers that cache.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"prepare_shards: val_fraction must be in [0, 1), got {val_fraction}")
+    if separator not in tokenizer.special_tokens:
+        raise ValueError(f"prepare_shards: the tokenizer has no special token {separator!r} to start documents with")
+    if tokenizer.vocab_size > 65536:
+        raise ValueError(f"prepare_shards: vocab_size {tokenizer.vocab_size} does not fit uint16 shards")
+    bos = tokenizer.special_tokens[separator]
+    docs: Iterable[str]
+    if isinstance(source, (str, os.PathLike)):
+        n_docs = sum(1 for _ in iter_documents(source, separator))  # first pass: only counts
+        docs = iter_documents(source, separator)
+    else:
+        docs, n_docs = list(source), len(source)
+    n_val = int(round(n_docs * val_fraction))
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(os.path.join(out_dir, INDEX_FILE)):
+        os.unlink(os.path.join(out_dir, INDEX_FILE))  # the directory is unprepared until the new index lands
+    writers = {"train": _ShardWriter(out_dir, "train", shard_tokens), "val": _ShardWriter(out_dir, "val", shard_tokens)}
+    bar = _progress(n_docs, progress, "tokenizing")
+    for i, doc in enumerate(docs):
+        writers["train" if i < n_docs - n_val else "val"].add(np.asarray([bos] + tokenizer.encode_ordinary(doc)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    index = {"format": FORMAT, "version": 1, "dtype": "uint16", "vocab_size": tokenizer.vocab_size, "bos": bos,
+             "separator": separator, "val_fraction": val_fraction, "meta": meta or {}, "splits": {}}
+    for split, w in writers.items():
+        w.flush()
+        index["splits"][split] = {"shards": w.shards, "tokens": sum(s["tokens"] for s in w.shards),
+                                  "docs": sum(s["docs"] for s in w.shards)}
+    _atomic_bytes(os.path.join(out_dir, INDEX_FILE), json.dumps(index, indent=1).encode("utf-8"))
+    return index
+
+
+def load_index(data_dir: str) -> dict:
+    """The index of a prepared directory, checked against the shard files (ValueError when they disagree)."""
+    path = os.path.join(data_dir, INDEX_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no index: prepare the directory with prepare_shards first") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != 1:
+        raise ValueError(f"{path}: not a {FORMAT} index (format/version missing or unknown)")
+    for split in index["splits"].values():
+        for shard in split["shards"]:
+            file = os.path.join(data_dir, shard["file"])
+            if not os.path.exists(file) or os.path.getsize(file) != 2 * shard["tokens"]:
+                raise ValueError(f"{file}: missing or not {shard['tokens']} uint16 tokens as {path} says")
+    return index
+
+
+def open_shard(data_dir: str, shard: dict):
+    """(tokens as a read-only uint16 memmap, document starts as int64) of one shard."""
+    tokens = np.memmap(os.path.join(data_dir, shard["file"]), dtype="<u2", mode="r", shape=(shard["tokens"],))
+    starts = np.load(os.path.join(data_dir, shard["docs_file"]), allow_pickle=False)
+    return tokens, starts
+
+
+def document_lengths(data_dir: str, split: str = "train") -> np.ndarray:
+    """Tokens per document (BOS included) of a split, in file order."""
+    index = load_index(data_dir)
+    lengths = []
+    for shard in index["splits"][split]["shards"]:
+        _, starts = open_shard(data_dir, shard)
+        lengths.append(np.diff(np.append(starts, shard["tokens"])))
+    return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+
+
+def corpus_stats(data_dir: str, split: str = "train") -> dict:
+    """Documents, tokens and document-length percentiles of a split."""
+    lengths = document_lengths(data_dir, split)
+    if not len(lengths):
+        return {"docs": 0, "tokens": 0}
+    p = np.percentile(lengths, [5, 50, 95])
+    return {"docs": int(len(lengths)), "tokens": int(lengths.sum()), "mean_len": float(lengths.mean()),
+            "p5_len": float(p[0]), "median_len": float(p[1]), "p95_len": float(p[2]), "max_len": int(lengths.max())}
