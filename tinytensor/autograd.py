@@ -78,7 +78,7 @@ class Function:
     wants a gradient, or None.
     """
 
-    __slots__ = ("next", "_saved", "_freed", "retained", "__dict__")
+    _freed, retained, _saved = False, None, ()  # defaults, so a node that records nothing costs nothing
 
     def save_for_backward(self, *tensors) -> None:
         self._saved = tuple((t, t._buf.version) if t is not None else None for t in tensors)
@@ -95,7 +95,7 @@ class Function:
             raise RuntimeError(f"{self.name}: trying to backward through the graph a second time; "
                                "saved tensors were freed after the first backward (use retain_graph=True)")
         out = []
-        for item in getattr(self, "_saved", ()):
+        for item in self._saved:
             if item is None:
                 out.append(None)
                 continue
@@ -110,8 +110,6 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = cls()
-        ctx._freed = False
-        ctx.retained = None
         out = ctx.forward(*args, **kwargs)
         if not is_grad_enabled():
             return out

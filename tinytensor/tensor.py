@@ -100,7 +100,7 @@ class Tensor:
         return cls._from_numpy(np.array(_infer_np(data, dtype), copy=True, order="C"), device)
 
     def _new_empty(self, shape, dtype=None) -> "Tensor":
-        dtype = self.dtype if dtype is None else dt.as_dtype(dtype)
+        dtype = self.dtype if dtype is None else dtype if isinstance(dtype, dt.DType) else dt.as_dtype(dtype)
         view = View.contiguous(shape)
         return Tensor._make(Buffer(self._be.empty(view.numel, dtype), self._buf.device), view, dtype)
 
@@ -116,11 +116,14 @@ class Tensor:
     def _new_arange(self, n: int) -> "Tensor":
         return Tensor._from_numpy(np.arange(n, dtype=np.int64), self._buf.device)
 
-    def _scalar(self, value, dtype: dt.DType) -> "Tensor":
-        """A 0-d tensor on this device. A cast, not np.array(value, dtype): out-of-range ints wrap
-        (uint8 + 1000) as in PyTorch. Built directly: this sits on the path of every `x * 0.5`."""
+    def _scalar(self, value, dtype: dt.DType, shape: tuple = ()) -> "Tensor":
+        """One value on this device, seen with `shape` through stride-0 strides (0-d by default).
+
+        A cast, not np.array(value, dtype): out-of-range ints wrap (uint8 + 1000) as in PyTorch.
+        Built directly, as it sits on the path of every `x * 0.5`."""
         data = np.array((value,)).astype(dtype.np)
-        return Tensor._make(Buffer(self._be.from_numpy(data), self._buf.device), _SCALAR_VIEW, dtype)
+        view = _SCALAR_VIEW if not shape else View(shape, (0,) * len(shape), 0)
+        return Tensor._make(Buffer(self._be.from_numpy(data), self._buf.device), view, dtype)
 
     @property
     def _be(self):
@@ -358,17 +361,26 @@ class Tensor:
                 other = Tensor._from_data(other, None, self._buf.device)
             else:
                 return NotImplemented
-        o = (other.dtype, other.ndim) if isinstance(other, Tensor) else other
-        dtype = dt.result_type((self.dtype, self.ndim), o)
+        if isinstance(other, Tensor):
+            dtype = self.dtype if other.dtype is self.dtype else \
+                dt.result_type((self.dtype, self.ndim), (other.dtype, other.ndim))
+        elif self.dtype.is_floating_point and isinstance(other, (int, float)):  # a scalar never widens a float
+            dtype = self.dtype
+        else:
+            dtype = dt.result_type((self.dtype, self.ndim), other)
         if op == "div" and not dtype.is_floating_point:
             dtype = dt.get_default_dtype()
-        a, b = self._operand(self, dtype, op), self._operand(other, dtype, op)
+        out_dtype = dt.bool_ if op in COMPARE_OPS or op in LOGICAL_OPS else dtype
+        a = self if self.dtype is dtype else self.to(dtype)
+        if not isinstance(other, Tensor):  # a Python number broadcasts to any shape
+            b = self._scalar(other, dtype, a.shape)
+            return F.Binary.apply(b, a, op, out_dtype) if reverse else F.Binary.apply(a, b, op, out_dtype)
+        b = self._operand(other, dtype, op)
         if reverse:
             a, b = b, a
         shape = a.shape if a.shape == b.shape else broadcast_shapes(a.shape, b.shape, op=op)
         a = a if a.shape == shape else a._broadcast(shape)
         b = b if b.shape == shape else b._broadcast(shape)
-        out_dtype = dt.bool_ if op in COMPARE_OPS or op in LOGICAL_OPS else dtype
         return F.Binary.apply(a, b, op, out_dtype)
 
     __add__ = add = lambda self, o, alpha=1: self._binary(o if alpha == 1 else o * alpha, "add")  # noqa: E731

@@ -51,6 +51,9 @@ def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast") -> Shape:
     return tuple(out)
 
 
+_CONTIGUOUS = {}  # shape -> its contiguous View at offset 0
+
+
 class View(NamedTuple):
     shape: Shape
     strides: Shape
@@ -58,8 +61,15 @@ class View(NamedTuple):
 
     @staticmethod
     def contiguous(shape: Sequence[int], offset: int = 0) -> "View":
+        if offset == 0:  # every new tensor asks for one: remember them by shape
+            v = _CONTIGUOUS.get(shape)
+            if v is not None:
+                return v
         shape = tuple(int(n) for n in shape)
-        return View(shape, contiguous_strides(shape), offset)
+        v = View(shape, contiguous_strides(shape), offset)
+        if offset == 0 and len(_CONTIGUOUS) < 4096:
+            _CONTIGUOUS[shape] = v
+        return v
 
     @property
     def ndim(self) -> int:
