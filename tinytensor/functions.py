@@ -46,8 +46,12 @@ UNARY_GRADS = {
 
 class Unary(Function):
     def forward(self, x, op):
-        out = x._new_empty(x.shape, x.dtype if op != "logical_not" else "bool")
-        x._be.unary(op, out._buf.data, out.dtype, x._buf.data, x._view, x.dtype)
+        order = None if x._view.is_contiguous() else x._view.dense_order()
+        xv = x._view if order is None else x._view.permute(order)  # walk a permuted block in memory order
+        out = x._new_empty(xv.shape, x.dtype if op != "logical_not" else "bool")
+        x._be.unary(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype)
+        if order is not None:  # the output keeps the input's layout (PyTorch's preserve_format)
+            out = out._with_view(out._view.permute(sorted(range(len(order)), key=order.__getitem__)))
         self.op = op
         if op in UNARY_GRADS:
             self.save_for_backward(x, out)

@@ -90,6 +90,18 @@ class View(NamedTuple):
             expected *= n
         return True
 
+    def dense_order(self):
+        """The dim order (outermost first) in which this view is a contiguous block, or None.
+
+        A transposed matrix has order (1, 0): elementwise ops can then walk memory in order and
+        give their output the same layout, as PyTorch does, instead of transposing on the way.
+        """
+        if self.ndim < 2 or self.numel == 0:
+            return None
+        order = sorted(range(self.ndim), key=lambda d: (-abs(self.strides[d]), d))
+        permuted = self.permute(order)
+        return tuple(order) if all(s >= 0 for s in permuted.strides) and permuted.is_contiguous() else None
+
     def is_non_overlapping(self) -> bool:
         """True when no two indices reach the same element (so a plain copy can invert the view)."""
         dims = sorted((abs(s), n) for n, s in zip(self.shape, self.strides) if n > 1)
