@@ -95,7 +95,8 @@ def evaluate(model, batches) -> float:
 
 def write_stories(model, tok: Tokenizer, args) -> List[str]:
     bos = tok.special_tokens[EOT]
-    idx = tt.full((args.num_samples, 1), bos, dtype=tt.int64)
+    prompt = [bos] + tok.encode(getattr(args, "prompt", "") or "")  # every story starts after <|endoftext|>
+    idx = tt.tensor([prompt] * args.num_samples, dtype=tt.int64)
     out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                          seed=args.seed, eos_token=bos).numpy()
     stories = []
@@ -258,6 +259,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     ap.add_argument("--stop-after", type=int, default=0, help="stop (checkpointed) at this step, to resume later")
     ap.add_argument("--num-samples", type=int, default=3, help="stories to write at the end")
+    ap.add_argument("--prompt", default="", help="the opening words of every story (e.g. 'Once upon a time')")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-k", type=int, default=50)
