@@ -60,6 +60,7 @@ def _shape_arg(shape) -> tuple:
 
 
 _SCALAR_VIEW = View((), (), 0)
+_BOOL_RESULT = frozenset(COMPARE_OPS + LOGICAL_OPS)
 
 
 class Tensor:
@@ -356,6 +357,11 @@ class Tensor:
         return self._scalar(other, dtype)
 
     def _binary(self, other, op: str, reverse: bool = False) -> "Tensor":
+        if isinstance(other, Tensor) and other.dtype is self.dtype and other._view.shape == self._view.shape \
+                and other._buf.device == self._buf.device and (op != "div" or self.dtype.is_floating_point):
+            # the common case: nothing to promote or broadcast
+            a, b = (other, self) if reverse else (self, other)
+            return F.Binary.apply(a, b, op, dt.bool_ if op in _BOOL_RESULT else self.dtype)
         if not isinstance(other, Tensor) and not isinstance(other, (int, float, bool, np.number, np.bool_)):
             if isinstance(other, (list, tuple, np.ndarray)):
                 other = Tensor._from_data(other, None, self._buf.device)
