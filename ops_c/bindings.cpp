@@ -13,7 +13,8 @@
 namespace py = pybind11;
 using tt::Dims;
 
-void init_bpe(py::module_& m);   // bpe.cpp: the tokenizer's BPE training and encoding loops
+void init_bpe(py::module_& m);     // bpe.cpp: the tokenizer's BPE training and encoding loops
+void init_fused(py::module_& m);   // bindings_fused.cpp: the fused kernels of fused.h
 
 namespace {
 
@@ -102,4 +103,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &tt::set_num_threads, "Sets the number of threads every kernel uses.");
   m.def("get_num_threads", &tt::num_threads, "The number of threads every kernel uses.");
   init_bpe(m);
+  init_fused(m);
 }

@@ -2,7 +2,8 @@
 // branches, no libm calls), so that the compiler vectorises loops over them: libm's expf is a
 // function call per element. Each is within ~2 ulp of the exact result (checked against float64
 // numpy by the kernel tests); float64 keeps using libm. Special values (inf, nan, zero,
-// subnormals) are handled with selects at the end, which vectorise as blends.
+// subnormals) are handled with selects at the end, which vectorise as blends. At the end: the same
+// functions over a kernel's compute type (float or double), and lane-parallel sums and maxima.
 #pragma once
 
 #include <cmath>
@@ -86,5 +87,37 @@ inline float vtanh(float x) {
 
 // sigmoid(x) = 1 / (1 + exp(-x)); exp overflowing to inf correctly gives 0.
 inline float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
+
+// exp, log and tanh in the compute type: the vectorisable float versions, libm for double.
+template <class C> inline C exp_c(C x) {
+  if constexpr (std::is_same_v<C, float>) return vexp(x); else return std::exp(x);
+}
+template <class C> inline C log_c(C x) {
+  if constexpr (std::is_same_v<C, float>) return vlog(x); else return std::log(x);
+}
+template <class C> inline C tanh_c(C x) {
+  if constexpr (std::is_same_v<C, float>) return vtanh(x); else return std::tanh(x);
+}
+
+// Sums and maxima with 16 independent lanes, which the compiler keeps in SIMD registers.
+constexpr int kLanes = 16;
+template <class C, class Op, class F> C fold(int64_t n, C init, const Op& op, const F& value) {
+  C part[kLanes];
+  for (int l = 0; l < kLanes; ++l) part[l] = init;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) part[l] = op(part[l], value(i + l));
+  for (; i < n; ++i) part[0] = op(part[0], value(i));
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) part[l] = op(part[l], part[l + w]);
+  return part[0];
+}
+template <class C, class F> C sum_of(int64_t n, const F& value) {
+  return fold<C>(n, C(0), [](C a, C b) { return a + b; }, value);
+}
+template <class C> C max_of(const C* x, int64_t n) {
+  return fold<C>(n, -std::numeric_limits<C>::infinity(), [](C a, C b) { return a > b ? a : b; },
+                 [x](int64_t i) { return x[i]; });
+}
 
 }  // namespace tt

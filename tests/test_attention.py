@@ -3,6 +3,7 @@ PyTorch as an oracle when installed, and GPT-2's CausalSelfAttention (no positio
 """
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -190,5 +191,6 @@ def test_attention_example_runs(tmp_path, capsys):
     spec.loader.exec_module(mod)
     mod.main(["--steps", "3", "--eval-batches", "1", "--block-size", "8", "--n-embd", "16", "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert out.count("val loss") == 4 and "max difference 0.0e+00" in out
+    assert out.count("val loss") == 4
+    assert float(re.search(r"max difference (\S+)", out).group(1)) < 1e-5  # the fused kernel rounds differently
     assert (tmp_path / "attention.png").exists()

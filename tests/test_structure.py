@@ -6,13 +6,13 @@ functions included. Lowest first:
                                      scalar.py, the micrograd Value, imports nothing from it either)
   1  backend/ (and the compiled _C it wraps)
   2  autograd.py
-  3  functions.py, indexing.py, printing.py, random.py
+  3  functions.py, fused.py, indexing.py, printing.py, random.py
   4  tensor.py
   5  creation.py
   6  __init__.py and everything else (nn/, optim, io, ...)
 Also: no torch, jax or transformers anywhere in tinytensor/, models/ or examples/; only
 backend/cpu.py (and the tokenizer's C++ loops) import tinytensor._C, only backend/cuda.py imports
-cupy; every backend provides every primitive of backend/base.py.
+cupy; every backend provides every primitive (and fused kernel) of backend/base.py.
 """
 import ast
 import types
@@ -29,7 +29,8 @@ LAYERS = {
     "tinytensor.view": 0, "tinytensor.dtype": 0, "tinytensor.device": 0, "tinytensor.scalar": 0,
     "tinytensor.backend": 1, "tinytensor._C": 1,
     "tinytensor.autograd": 2,
-    "tinytensor.functions": 3, "tinytensor.indexing": 3, "tinytensor.printing": 3, "tinytensor.random": 3,
+    "tinytensor.functions": 3, "tinytensor.fused": 3, "tinytensor.indexing": 3, "tinytensor.printing": 3,
+    "tinytensor.random": 3,
     "tinytensor.tensor": 4,
     "tinytensor.creation": 5,
 }
@@ -158,11 +159,12 @@ def test_cpu_backend_has_every_primitive():
 
 def test_check_backend_fails_for_a_missing_primitive():
     from tinytensor.backend import ref
-    for missing in ("matmul", "index_add"):
-        fake = types.SimpleNamespace(**{p: getattr(ref, p) for p in base.PRIMITIVES if p != missing})
+    everything = (*base.PRIMITIVES, *base.FUSED)
+    for missing in ("matmul", "index_add", "attention_backward"):
+        fake = types.SimpleNamespace(**{p: getattr(ref, p) for p in everything if p != missing})
         with pytest.raises(RuntimeError, match=rf"backend fake lacks primitives \['{missing}'\]"):
             base.check_backend(fake, "fake")
-    not_callable = types.SimpleNamespace(**{p: getattr(ref, p) for p in base.PRIMITIVES})
+    not_callable = types.SimpleNamespace(**{p: getattr(ref, p) for p in everything})
     not_callable.fill = None
     with pytest.raises(RuntimeError, match="fill"):
         base.check_backend(not_callable, "fake")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import dtype as dt
 from . import functions as F
+from . import fused
 from . import indexing
 from .autograd import is_grad_enabled, run_backward
 from .backend import get as get_backend
@@ -557,14 +558,16 @@ class Tensor:
         return out if keepdim else out.squeeze(_dims_arg(dim, self.ndim, "logsumexp"))
 
     def softmax(self, dim: int) -> "Tensor":
-        normalize_dim(dim, self.ndim, "softmax")
+        if normalize_dim(dim, self.ndim, "softmax") == self.ndim - 1 and self.ndim and fused.fits(self):
+            return fused.Softmax.apply(self, False)
         if self.numel() == 0:
             return self.exp()  # nothing to normalise (and amax has no identity)
         e = (self - self.amax(dim, keepdim=True).detach()).exp()
         return e / e.sum(dim, keepdim=True)
 
     def log_softmax(self, dim: int) -> "Tensor":
-        normalize_dim(dim, self.ndim, "log_softmax")
+        if normalize_dim(dim, self.ndim, "log_softmax") == self.ndim - 1 and self.ndim and fused.fits(self):
+            return fused.Softmax.apply(self, True)
         return self - self.logsumexp(dim, keepdim=True)
 
     # counts rather than min/max: right for empty dims (all() is True, any() is False) and keeps the shape

@@ -36,6 +36,30 @@ PRIMITIVES = {
     "index_add": "(out, oview, dtype, dim, idx, iview, src, sview)",
 }
 
+# Fused speed paths (chapter 08), each equal to a composite of the primitives above and tested
+# against it. Every array here is flat and contiguous from element 0 (the caller slices a
+# contiguous tensor's storage); `rows` is the product of the leading dims and `n` the last dim.
+# Statistics (mean, rstd, lse) are float64 for float64 tensors and float32 otherwise; float16 and
+# bfloat16 are computed in float32. Outputs are written, never accumulated.
+FUSED = {
+    "softmax": "(out, dtype, x, rows, n, log)  softmax, or log_softmax when log, over the last dim",
+    "softmax_backward": "(gx, dtype, y, gy, rows, n, log)  y = the forward's output",
+    "cross_entropy": "(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing)  "
+                     "loss (rows,) per row, 0 where target == ignore_index; dlogits (rows, n) = d loss_row / "
+                     "d logits (or None), in the same pass; target int64 (rows,)",
+    "layer_norm": "(out, mean, rstd, dtype, x, weight, bias, rows, n, eps)  weight, bias (n,) or None",
+    "layer_norm_backward": "(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, rows, n)  gweight, gbias or None",
+    "rms_norm": "(out, rstd, dtype, x, weight, rows, n, eps)  weight (n,) or None",
+    "rms_norm_backward": "(gx, gweight, dtype, gy, x, rstd, weight, rows, n)  gweight or None",
+    "gelu": "(out, dtype, x, n, tanh)  exact (erf) GELU, or the tanh approximation when tanh",
+    "gelu_backward": "(gx, dtype, gy, x, n, tanh)",
+    "attention": "(out, lse, dtype, q, k, v, bh, t, s, d, scale, causal)  q, out (bh, t, d); k, v (bh, s, d); "
+                 "lse (bh, t); causal keeps key j <= query i (PyTorch's top-left is_causal)",
+    "attention_backward": "(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, scale, causal)",
+    "adamw": "(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step)  "
+             "one AdamW step in place over lists of flat arrays of one dtype; step counts from 1",
+}
+
 
 class Buffer:
     """Flat storage shared by a tensor and all its views, with the version counter for autograd.
@@ -55,7 +79,7 @@ class Buffer:
 
 def check_backend(backend, name: str) -> None:
     """Raise if a backend lacks any primitive listed above (tests call this for every backend)."""
-    missing = [p for p in PRIMITIVES if not callable(getattr(backend, p, None))]
+    missing = [p for p in (*PRIMITIVES, *FUSED) if not callable(getattr(backend, p, None))]
     if missing:
         raise RuntimeError(f"backend {name} lacks primitives {missing}")
 

@@ -77,3 +77,53 @@ def index_add(out, oview, dtype, dim, idx, iview, src, sview):
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
+
+
+# ---- fused speed paths (base.FUSED): the arrays go straight through, dtype objects become codes --
+
+def softmax(out, dtype, x, rows, n, log):
+    _C.softmax(out, dtype.code, x, rows, n, log)
+
+
+def softmax_backward(gx, dtype, y, gy, rows, n, log):
+    _C.softmax_backward(gx, dtype.code, y, gy, rows, n, log)
+
+
+def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing):
+    _C.cross_entropy(loss, dlogits, dtype.code, logits, target, rows, n, ignore_index, label_smoothing)
+
+
+def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):
+    _C.layer_norm(out, mean, rstd, dtype.code, x, weight, bias, rows, n, eps)
+
+
+def layer_norm_backward(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, rows, n):
+    _C.layer_norm_backward(gx, gweight, gbias, dtype.code, gy, x, mean, rstd, weight, rows, n)
+
+
+def rms_norm(out, rstd, dtype, x, weight, rows, n, eps):
+    _C.rms_norm(out, rstd, dtype.code, x, weight, rows, n, eps)
+
+
+def rms_norm_backward(gx, gweight, dtype, gy, x, rstd, weight, rows, n):
+    _C.rms_norm_backward(gx, gweight, dtype.code, gy, x, rstd, weight, rows, n)
+
+
+def gelu(out, dtype, x, n, tanh):
+    _C.gelu(out, dtype.code, x, n, tanh)
+
+
+def gelu_backward(gx, dtype, gy, x, n, tanh):
+    _C.gelu_backward(gx, dtype.code, gy, x, n, tanh)
+
+
+def attention(out, lse, dtype, q, k, v, bh, t, s, d, scale, causal):
+    _C.attention(out, lse, dtype.code, q, k, v, bh, t, s, d, scale, causal)
+
+
+def attention_backward(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, scale, causal):
+    _C.attention_backward(gq, gk, gv, dtype.code, go, q, k, v, out, lse, bh, t, s, d, scale, causal)
+
+
+def adamw(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step):
+    _C.adamw(params, grads, exp_avgs, exp_avg_sqs, dtype.code, lr, beta1, beta2, eps, weight_decay, step)

@@ -152,3 +152,143 @@ def index_add(out, oview, dtype, dim, idx, iview, src, sview):
     key = (slice(None),) * dim + (strided(idx, iview),)
     np.add.at(acc, key, strided(src, sview))
     o[...] = acc.astype(o.dtype)
+
+
+# ---- fused speed paths (base.FUSED), written as the plain math in float64 -------------------
+
+def _rows(a, rows, n):
+    return a[:rows * n].astype(np.float64).reshape(rows, n)
+
+
+def _put(out, values):
+    with np.errstate(all="ignore"):
+        out[:values.size] = values.reshape(-1)
+
+
+def _log_softmax(x):
+    m = x.max(axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def softmax(out, dtype, x, rows, n, log):
+    ls = _log_softmax(_rows(x, rows, n))
+    _put(out, ls if log else np.exp(ls))
+
+
+def softmax_backward(gx, dtype, y, gy, rows, n, log):
+    y, gy = _rows(y, rows, n), _rows(gy, rows, n)
+    if log:
+        _put(gx, gy - np.exp(y) * gy.sum(axis=-1, keepdims=True))
+    else:
+        _put(gx, y * (gy - (gy * y).sum(axis=-1, keepdims=True)))
+
+
+def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing):
+    ls = _log_softmax(_rows(logits, rows, n))
+    t = target[:rows]
+    keep = t != ignore_index
+    onehot = np.zeros((rows, n))
+    onehot[np.arange(rows)[keep], t[keep]] = 1
+    q = (1 - label_smoothing) * onehot + label_smoothing / n   # the smoothed target distribution
+    _put(loss, np.where(keep, -(q * ls).sum(axis=-1), 0))
+    if dlogits is not None:
+        _put(dlogits, np.where(keep[:, None], np.exp(ls) - q, 0))
+
+
+def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):
+    x = _rows(x, rows, n)
+    mu = x.mean(axis=-1, keepdims=True)
+    r = 1 / np.sqrt(((x - mu) ** 2).mean(axis=-1, keepdims=True) + eps)
+    y = (x - mu) * r
+    y = y if weight is None else y * weight[:n].astype(np.float64)
+    _put(out, y if bias is None else y + bias[:n].astype(np.float64))
+    _put(mean, mu)
+    _put(rstd, r)
+
+
+def layer_norm_backward(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, rows, n):
+    gy, x = _rows(gy, rows, n), _rows(x, rows, n)
+    xhat = (x - _rows(mean, rows, 1)) * _rows(rstd, rows, 1)
+    g = gy if weight is None else gy * weight[:n].astype(np.float64)
+    _put(gx, _rows(rstd, rows, 1) * (g - g.mean(axis=-1, keepdims=True)
+                                     - xhat * (g * xhat).mean(axis=-1, keepdims=True)))
+    if gweight is not None:
+        _put(gweight, (gy * xhat).sum(axis=0))
+    if gbias is not None:
+        _put(gbias, gy.sum(axis=0))
+
+
+def rms_norm(out, rstd, dtype, x, weight, rows, n, eps):
+    x = _rows(x, rows, n)
+    r = 1 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    _put(out, x * r if weight is None else x * r * weight[:n].astype(np.float64))
+    _put(rstd, r)
+
+
+def rms_norm_backward(gx, gweight, dtype, gy, x, rstd, weight, rows, n):
+    gy, x, r = _rows(gy, rows, n), _rows(x, rows, n), _rows(rstd, rows, 1)
+    g = gy if weight is None else gy * weight[:n].astype(np.float64)
+    _put(gx, r * g - x * r ** 3 * (g * x).mean(axis=-1, keepdims=True))
+    if gweight is not None:
+        _put(gweight, (gy * x * r).sum(axis=0))
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+
+
+def _gelu_parts(x, tanh):
+    """GELU(x) = x * cdf(x) and its derivative, for the exact or the tanh form."""
+    if tanh:
+        u = _GELU_C * (x + 0.044715 * x ** 3)
+        th = np.tanh(u)
+        cdf = 0.5 * (1 + th)
+        return x * cdf, cdf + 0.5 * x * (1 - th ** 2) * _GELU_C * (1 + 3 * 0.044715 * x ** 2)
+    cdf = 0.5 * (1 + _erf(x / math.sqrt(2)))
+    return x * cdf, cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def gelu(out, dtype, x, n, tanh):
+    _put(out, _gelu_parts(x[:n].astype(np.float64), tanh)[0])
+
+
+def gelu_backward(gx, dtype, gy, x, n, tanh):
+    _put(gx, gy[:n].astype(np.float64) * _gelu_parts(x[:n].astype(np.float64), tanh)[1])
+
+
+def _attention_probs(q, k, t, s, scale, causal):
+    scores = q @ k.transpose(0, 2, 1) * scale                     # (bh, t, s)
+    if causal:
+        scores = np.where(np.tril(np.ones((t, s), bool)), scores, -np.inf)
+    lse = np.logaddexp.reduce(scores, axis=-1, keepdims=True)
+    return np.exp(scores - lse), lse
+
+
+def attention(out, lse, dtype, q, k, v, bh, t, s, d, scale, causal):
+    q, k, v = (a[:bh * m * d].astype(np.float64).reshape(bh, m, d) for a, m in ((q, t), (k, s), (v, s)))
+    p, lse_ = _attention_probs(q, k, t, s, scale, causal)
+    _put(out, p @ v)
+    _put(lse, lse_)
+
+
+def attention_backward(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, scale, causal):
+    q, k, v, go, o = (a[:bh * m * d].astype(np.float64).reshape(bh, m, d)
+                      for a, m in ((q, t), (k, s), (v, s), (go, t), (out, t)))
+    p, _ = _attention_probs(q, k, t, s, scale, causal)
+    dp = go @ v.transpose(0, 2, 1)
+    ds = p * (dp - (go * o).sum(axis=-1, keepdims=True))
+    _put(gq, ds @ k * scale)
+    _put(gk, ds.transpose(0, 2, 1) @ q * scale)
+    _put(gv, p.transpose(0, 2, 1) @ go)
+
+
+def adamw(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step):
+    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+        g64 = g.astype(np.float64)
+        m64 = beta1 * m.astype(np.float64) + (1 - beta1) * g64
+        v64 = beta2 * v.astype(np.float64) + (1 - beta2) * g64 * g64
+        p64 = p.astype(np.float64) * (1 - lr * weight_decay)
+        denom = np.sqrt(v64 / (1 - beta2 ** step)) + eps
+        _put(p, p64 - lr / (1 - beta1 ** step) * m64 / denom)
+        _put(m, m64)
+        _put(v, v64)

@@ -1,9 +1,10 @@
 """tinytensor.nn.functional: activations, layers, norms, losses and attention as composites of Tensor ops.
 
-Names and arguments follow torch.nn.functional. Two pieces have backward code: the fused
-cross-entropy for class-index targets (log-softmax + NLL + label smoothing in one Function, about
-half the ops of the composite), tested against the composite that the other cases use; and the
-softmax inside scaled_dot_product_attention (one graph node; all-masked rows give zeros, as PyTorch).
+Names and arguments follow torch.nn.functional. Where a fused kernel fits (tinytensor/fused.py:
+GELU, layer and RMS norm over the last dim, cross-entropy with class-index targets, attention without
+a mask or dropout), it runs instead of the composite written here; `tinytensor.fused.disabled()`
+selects the composite. The softmax inside masked attention is one Function of its own (all-masked
+rows give zeros, as PyTorch).
 Left out: max_norm/scale_grad_by_freq/sparse in embedding, `inplace=` (always out of place),
 the legacy `size_average`/`reduce` arguments. cross_entropy and the norms compute 16-bit inputs in float32.
 """
@@ -15,9 +16,10 @@ from typing import Optional, Sequence, Union
 
 import ml_dtypes
 
+from .. import fused
 from ..autograd import Function, no_grad
 from ..dtype import bfloat16, float16, float32, int64
-from ..creation import arange, full, rand
+from ..creation import arange, rand
 from ..tensor import Tensor, where
 
 
@@ -35,6 +37,8 @@ def tanh(x: Tensor) -> Tensor:
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU: exact x * Phi(x) with erf, or GPT-2's tanh approximation (approximate='tanh')."""
+    if approximate in ("none", "tanh") and fused.fits(x):
+        return fused.GELU.apply(x, approximate == "tanh")
     if approximate == "tanh":
         return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
     if approximate != "none":
@@ -120,6 +124,8 @@ def layer_norm(input: Tensor, normalized_shape: Union[int, Sequence[int]], weigh
                bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape dims (biased var)."""
     dims = _norm_dims(input, normalized_shape, "layer_norm")
+    if len(dims) == 1 and fused.fits(input, weight, bias):
+        return fused.LayerNorm.apply(input, weight, bias, eps)
     x, orig = _upcast(input)
     xc = x - x.mean(dims, keepdim=True)
     out = xc * ((xc * xc).mean(dims, keepdim=True) + eps).rsqrt()
@@ -134,6 +140,8 @@ def rms_norm(input: Tensor, normalized_shape: Union[int, Sequence[int]], weight:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; eps defaults to the dtype's machine epsilon."""
     dims = _norm_dims(input, normalized_shape, "rms_norm")
     eps = float(ml_dtypes.finfo(input.dtype.np).eps) if eps is None else eps
+    if len(dims) == 1 and fused.fits(input, weight):
+        return fused.RMSNorm.apply(input, weight, eps)
     x, orig = _upcast(input)
     out = x * ((x * x).mean(dims, keepdim=True) + eps).rsqrt()
     out = out if orig is None else out.to(orig)
@@ -191,35 +199,6 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, ign
     return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
-class _CrossEntropy(Function):
-    """Per-row loss lse(x) - (1-eps) x[t] - eps/C sum(x) on (M, C) logits; rows with valid=False give 0.
-
-    Its gradient is softmax(x) - (1-eps) onehot(t) - eps/C, so backward needs no graph of its own.
-    """
-
-    def forward(self, x, target, valid, smoothing):
-        with no_grad():
-            m = x.amax(1, keepdim=True)
-            e = (x - m).exp()
-            s = e.sum(1, keepdim=True)
-            loss = s.log() + m - x.gather(1, target) * (1.0 - smoothing)
-            if smoothing:
-                loss = loss - x.sum(1, keepdim=True) * (smoothing / x.shape[1])
-            loss = loss.squeeze(1) * valid
-            self.save_for_backward(e / s, target, valid)
-        self.smoothing = smoothing
-        return loss
-
-    def backward(self, g):
-        probs, target, valid = self.saved_tensors
-        eps = self.smoothing
-        delta = full(tuple(target.shape), -(1.0 - eps), dtype=probs.dtype, device=probs.device)
-        grad = probs.scatter_add(1, target, delta)
-        if eps:
-            grad = grad - eps / probs.shape[1]
-        return grad * (g * valid).unsqueeze(1), None, None
-
-
 def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, ignore_index: int = -100,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy from logits of shape (N, C) or (N, C, d1, ...) (or unbatched (C,)), as PyTorch's.
@@ -235,7 +214,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     x, orig = _upcast(input)
     if target.dtype.is_floating_point:
         out = _cross_entropy_probs(x, target, weight, reduction, label_smoothing)
-    elif weight is None:
+    elif weight is None and fused.fits(x):
         out = _cross_entropy_fused(x, target, ignore_index, reduction, label_smoothing)
     else:
         out = _cross_entropy_composite(x, target, weight, ignore_index, reduction, label_smoothing)
@@ -245,15 +224,17 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
 def _cross_entropy_fused(x, target, ignore_index, reduction, smoothing):
     unbatched = x.ndim == 1
     x, target = _check_targets(x, target, "cross_entropy")
-    spatial = tuple(target.shape)
     C = x.shape[1]
     x2 = x if x.ndim == 2 else x.permute((0,) + tuple(range(2, x.ndim)) + (1,)).reshape(-1, C)  # (N*d1*..., C)
-    t = target.reshape(-1, 1)
+    t = target.reshape(-1).to(int64)
     valid = t != ignore_index
-    loss = _CrossEntropy.apply(x2, t.masked_fill(valid.logical_not(), 0), valid.squeeze(1).to(x.dtype), smoothing)
+    out_of_range = ((t < 0) | (t >= C)) & valid
+    if t.numel() and out_of_range.any().item():  # the kernel trusts its targets
+        raise IndexError(f"cross_entropy: target {t[out_of_range][0].item()} is out of bounds for {C} classes")
+    loss = fused.CrossEntropy.apply(x2, t, ignore_index, smoothing)
     if reduction == "mean":
         return loss.sum() / valid.sum().to(x.dtype)
-    out = _reduce(loss.reshape(spatial), reduction, "cross_entropy")
+    out = _reduce(loss.reshape(tuple(target.shape)), reduction, "cross_entropy")
     return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
@@ -383,7 +364,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     keys 0..i (top-left aligned when L != S), and combines with attn_mask when both are given; a query
     that may attend to nothing gets zeros; dropout_p drops attention weights (callers pass 0.0 in eval,
     as in PyTorch); enable_gqa lets k and v have fewer heads (dim -3) than q, each shared by a group.
-    The computation is the plain ("math") one, with the (L, S) score matrix in memory.
+    Without a mask or dropout this is one fused kernel that never holds the (L, S) score matrix; otherwise
+    the plain ("math") computation, with it in memory.
     """
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
         raise ValueError(f"scaled_dot_product_attention: q, k, v need at least 2 dims, got shapes "
@@ -399,6 +381,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                              f"of the key/value heads ({hkv} and {value.shape[-3]})")
         key, value = _repeat_kv(key, hq // hkv), _repeat_kv(value, hq // hkv)
     scale = 1.0 / math.sqrt(E) if scale is None else scale
+    if (attn_mask is None and dropout_p == 0.0 and value.shape[-1] == E and fused.fits(query, key, value)
+            and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]):
+        return fused.Attention.apply(query, key, value, scale, is_causal)
     scores = (query * scale).matmul(key.transpose(-2, -1))  # (..., L, S)
     if is_causal:
         causal = _causal_mask(L, S, query.device)

@@ -6,13 +6,15 @@ Per parameter, at step t:
     vmax = max(vmax, v)  (amsgrad, used for v below)
     p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 State per parameter: step (an int, PyTorch keeps a tensor), exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).
-Left out: foreach/fused/capturable variants, complex parameters.
+Plain AdamW steps (no amsgrad or maximize) run as one fused kernel over all parameters of a dtype
+(tinytensor/fused.py); the rest with Tensor ops. Left out: capturable variants, complex parameters.
 """
 from __future__ import annotations
 
 import math
 from typing import Tuple
 
+from .. import fused
 from .optimizer import Optimizer, _params_with_grad
 
 
@@ -35,8 +37,8 @@ class Adam(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        batches: dict = {}  # (dtype, device, step) -> parameters for one fused AdamW kernel call
         for p in _params_with_grad(group):
-            g = -p.grad if group["maximize"] else p.grad
             state = self.state.setdefault(p, {})
             if not state:
                 state["step"] = 0
@@ -44,22 +46,40 @@ class Adam(Optimizer):
                 if group["amsgrad"]:
                     state["max_exp_avg_sq"] = p.new_zeros(p.shape)
             state["step"] += 1
-            step = state["step"]
-            if wd != 0:
-                if self._decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    g = g.add(p, alpha=wd)
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            if group["amsgrad"]:
-                vmax = state["max_exp_avg_sq"]
-                vmax.copy_(vmax.maximum(v))
-                v = vmax
-            bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-            denom = v.sqrt() / bias_correction2_sqrt + eps
-            p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** step))
+            if self._fusable(group, p):
+                batches.setdefault((p.dtype, p.device, state["step"]), []).append(p)
+            else:
+                self._update(p, state, group)
+        for (_, _, step), params in batches.items():
+            fused.adamw_(params, [p.grad for p in params], [self.state[p]["exp_avg"] for p in params],
+                         [self.state[p]["exp_avg_sq"] for p in params], lr, beta1, beta2, eps,
+                         wd if self._decoupled else 0.0, step)
+
+    def _fusable(self, group: dict, p) -> bool:
+        """The fused kernel does plain AdamW (Adam without weight decay) on contiguous tensors."""
+        return (not group["amsgrad"] and not group["maximize"] and (self._decoupled or group["weight_decay"] == 0)
+                and p.is_contiguous() and fused.fits(p, p.grad))
+
+    def _update(self, p, state: dict, group: dict) -> None:
+        """The update of the module docstring with Tensor ops (amsgrad, maximize, Adam's L2 decay)."""
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        g = -p.grad if group["maximize"] else p.grad
+        step = state["step"]
+        if wd != 0:
+            if self._decoupled:
+                p.mul_(1 - lr * wd)
+            else:
+                g = g.add(p, alpha=wd)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        if group["amsgrad"]:
+            vmax = state["max_exp_avg_sq"]
+            vmax.copy_(vmax.maximum(v))
+            v = vmax
+        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+        denom = v.sqrt() / bias_correction2_sqrt + eps
+        p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** step))
 
 
 class AdamW(Adam):

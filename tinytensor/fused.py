@@ -1,0 +1,187 @@
+"""Fused speed paths (chapter 08): Functions whose forward and backward are one backend kernel each.
+
+Softmax and log-softmax, cross-entropy, layer norm, RMS norm, GELU and causal attention each
+replace a chain of five to ten primitives (and as many full-size temporaries) with one pass over
+memory; `adamw_` updates every parameter of an optimizer in one kernel call. Each is the equal of a
+composite written with Tensor ops, and the tests compare the two. tensor.py, nn.functional and
+optim use them when `enabled()` and the inputs fit (a floating dtype, the op over the last dim,
+no option the kernel lacks); inside `with disabled():` the composites run instead.
+Left out: fused paths for other dims (the callers fall back), dropout inside attention.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from .autograd import Function, is_grad_enabled
+from .dtype import float32, float64
+
+_state = threading.local()
+
+
+def enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def disabled():
+    """Run the composites instead of the fused kernels inside this block (for tests and timing)."""
+    prev = enabled()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = prev
+
+
+def fits(*tensors) -> bool:
+    """True when the fused kernels may run: enabled, non-empty tensors of one floating dtype and device."""
+    if not enabled():
+        return False
+    first = tensors[0]
+    return all(t is None or (t.dtype == first.dtype and t._buf.device == first._buf.device and t.numel() > 0)
+               for t in tensors) and first.dtype.is_floating_point and first.dtype.bits >= 16
+
+
+def _flat(t):
+    """The storage of t (made contiguous if needed) as a flat backend array starting at its first element."""
+    if t is None:
+        return None
+    if not t._view.is_contiguous():
+        t = t.detach().contiguous()
+    off = t._view.offset
+    return t._buf.data[off:off + t.numel()]
+
+
+def _stats(x, shape):
+    """A tensor for per-row statistics: float64 for float64 inputs, float32 otherwise."""
+    return x._new_empty(shape, float64 if x.dtype == float64 else float32)
+
+
+def _rows(x):
+    n = x.shape[-1]
+    return x.numel() // n, n
+
+
+class Softmax(Function):
+    """softmax (log=False) or log_softmax over the last dim."""
+
+    def forward(self, x, log: bool):
+        out = x._new_empty(x.shape)
+        x._be.softmax(_flat(out), x.dtype, _flat(x), *_rows(x), log)
+        self.log = log
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        (y,) = self.saved_tensors
+        gx = y._new_empty(y.shape)
+        y._be.softmax_backward(_flat(gx), y.dtype, _flat(y), _flat(g), *_rows(y), self.log)
+        return gx
+
+
+class CrossEntropy(Function):
+    """Per-row loss of (M, C) logits against int64 targets (M,); the gradient is made in the same pass."""
+
+    def forward(self, x, target, ignore_index: int, smoothing: float):
+        rows, n = _rows(x)
+        loss = x._new_empty((rows,))
+        dlogits = x._new_empty(x.shape) if x.requires_grad and is_grad_enabled() else None
+        x._be.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,
+                            ignore_index, smoothing)
+        self.save_for_backward(dlogits)
+        return loss
+
+    def backward(self, g):
+        (dlogits,) = self.saved_tensors
+        return dlogits * g.unsqueeze(1), None
+
+
+class LayerNorm(Function):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last dim; weight and bias may be None."""
+
+    def forward(self, x, weight, bias, eps: float):
+        rows, n = _rows(x)
+        out, mean, rstd = x._new_empty(x.shape), _stats(x, (rows,)), _stats(x, (rows,))
+        x._be.layer_norm(_flat(out), _flat(mean), _flat(rstd), x.dtype, _flat(x), _flat(weight), _flat(bias),
+                         rows, n, eps)
+        self.has = (weight is not None, bias is not None)
+        self.save_for_backward(x, weight, mean, rstd)
+        return out
+
+    def backward(self, g):
+        x, weight, mean, rstd = self.saved_tensors
+        gx = x._new_empty(x.shape)
+        gw = x._new_empty(x.shape[-1:]) if self.has[0] else None
+        gb = x._new_empty(x.shape[-1:]) if self.has[1] else None
+        x._be.layer_norm_backward(_flat(gx), _flat(gw), _flat(gb), x.dtype, _flat(g), _flat(x), _flat(mean),
+                                  _flat(rstd), _flat(weight), *_rows(x))
+        return tuple(t for t, keep in ((gx, True), (gw, self.has[0]), (gb, self.has[1])) if keep)
+
+
+class RMSNorm(Function):
+    """x / sqrt(mean(x^2) + eps) * weight over the last dim; weight may be None."""
+
+    def forward(self, x, weight, eps: float):
+        rows, n = _rows(x)
+        out, rstd = x._new_empty(x.shape), _stats(x, (rows,))
+        x._be.rms_norm(_flat(out), _flat(rstd), x.dtype, _flat(x), _flat(weight), rows, n, eps)
+        self.has_weight = weight is not None
+        self.save_for_backward(x, weight, rstd)
+        return out
+
+    def backward(self, g):
+        x, weight, rstd = self.saved_tensors
+        gx = x._new_empty(x.shape)
+        gw = x._new_empty(x.shape[-1:]) if self.has_weight else None
+        x._be.rms_norm_backward(_flat(gx), _flat(gw), x.dtype, _flat(g), _flat(x), _flat(rstd), _flat(weight),
+                                *_rows(x))
+        return (gx, gw) if self.has_weight else gx
+
+
+class GELU(Function):
+    """x * Phi(x), exact (erf) or with GPT-2's tanh approximation."""
+
+    def forward(self, x, tanh: bool):
+        out = x._new_empty(x.shape)
+        x._be.gelu(_flat(out), x.dtype, _flat(x), x.numel(), tanh)
+        self.tanh = tanh
+        self.save_for_backward(x)
+        return out
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        gx = x._new_empty(x.shape)
+        x._be.gelu_backward(_flat(gx), x.dtype, _flat(g), _flat(x), x.numel(), self.tanh)
+        return gx
+
+
+class Attention(Function):
+    """softmax(q k^T * scale) v for q (..., T, D), k and v (..., S, D), optionally causal (top-left)."""
+
+    def forward(self, q, k, v, scale: float, causal: bool):
+        *lead, t, d = q.shape
+        s = k.shape[-2]
+        bh = q.numel() // (t * d)
+        out, lse = q._new_empty(q.shape), _stats(q, (bh, t))
+        q._be.attention(_flat(out), _flat(lse), q.dtype, _flat(q), _flat(k), _flat(v), bh, t, s, d, scale, causal)
+        self.args = (bh, t, s, d, scale, causal)
+        self.save_for_backward(q, k, v, out, lse)
+        return out
+
+    def backward(self, g):
+        q, k, v, out, lse = self.saved_tensors
+        gq, gk, gv = q._new_empty(q.shape), k._new_empty(k.shape), v._new_empty(v.shape)
+        q._be.attention_backward(_flat(gq), _flat(gk), _flat(gv), q.dtype, _flat(g), _flat(q), _flat(k), _flat(v),
+                                 _flat(out), _flat(lse), *self.args)
+        return gq, gk, gv
+
+
+def adamw_(params, grads, exp_avgs, exp_avg_sqs, lr: float, beta1: float, beta2: float, eps: float,
+           weight_decay: float, step: int) -> None:
+    """One AdamW step in place over contiguous tensors of one dtype and device (no graph, no checks)."""
+    p0 = params[0]
+    p0._be.adamw([_flat(p) for p in params], [_flat(g) for g in grads], [_flat(m) for m in exp_avgs],
+                 [_flat(v) for v in exp_avg_sqs], p0.dtype, lr, beta1, beta2, eps, weight_decay, step)
+    for t in (*params, *exp_avgs, *exp_avg_sqs):
+        t._buf.version += 1
