@@ -31,11 +31,11 @@ void init_fused(py::module_& m) {
     tt::softmax_backward(o, dt, cptr(y), cptr(gy), rows, n, log);
   });
   m.def("cross_entropy", [](py::array loss, py::object dlogits, int dt, py::array logits, py::array target,
-                            int64_t rows, int64_t n, int64_t ignore_index, double smoothing) {
+                            int64_t rows, int64_t n, int64_t ignore_index, double smoothing, double grad_scale) {
     void *l = ptr(loss), *d = opt_ptr(dlogits);
     py::gil_scoped_release nogil;
     tt::cross_entropy(l, d, dt, cptr(logits), static_cast<const int64_t*>(cptr(target)), rows, n, ignore_index,
-                      smoothing);
+                      smoothing, grad_scale);
   });
   m.def("layer_norm", [](py::array out, py::array mean, py::array rstd, int dt, py::array x, py::object weight,
                          py::object bias, int64_t rows, int64_t n, double eps) {

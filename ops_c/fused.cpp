@@ -91,11 +91,12 @@ template <class T> void softmax_backward_t(T* gx, const T* y, const T* gy, int64
 }
 
 // loss = lse - (1 - eps) x[t] - eps / n * sum(x), since the smoothed target q sums to 1;
-// d loss / d x = softmax(x) - q, written in the same pass when dlogits is given.
+// d loss / d x = softmax(x) - q, times grad_scale (1 / count for a mean), written in the same pass
+// when dlogits is given: backward then has nothing left to do for loss.backward().
 template <class T> void cross_entropy_t(T* loss, T* dlogits, const T* x, const int64_t* target,
-                                        int64_t rows, int64_t n, int64_t ignore, double smoothing) {
+                                        int64_t rows, int64_t n, int64_t ignore, double smoothing, double grad_scale) {
   using C = compute_t<T>;
-  const C eps = C(smoothing), hit = C(1 - smoothing), spread = C(smoothing / n);
+  const C eps = C(smoothing), hit = C(1 - smoothing), spread = C(smoothing / n), gs = C(grad_scale);
   for_rows(rows, n, [&](int64_t r0, int64_t r1) {
     RowReader<T> read;
     std::vector<C> e(n);
@@ -117,8 +118,8 @@ template <class T> void cross_entropy_t(T* loss, T* dlogits, const T* x, const i
       loss[r] = store<T>(l);
       if (!d) continue;
       C inv = C(1) / s;
-      for (int64_t i = 0; i < n; ++i) d[i] = store<T>(e[i] * inv - spread);
-      d[t] = store<T>(e[t] * inv - spread - hit);
+      for (int64_t i = 0; i < n; ++i) d[i] = store<T>((e[i] * inv - spread) * gs);
+      d[t] = store<T>((e[t] * inv - spread - hit) * gs);
     }
   });
 }
@@ -313,10 +314,11 @@ void softmax_backward(void* gx, int dt, const void* y, const void* gy, int64_t r
 }
 
 void cross_entropy(void* loss, void* dlogits, int dt, const void* logits, const int64_t* target,
-                   int64_t rows, int64_t n, int64_t ignore_index, double label_smoothing) {
+                   int64_t rows, int64_t n, int64_t ignore_index, double label_smoothing, double grad_scale) {
   visit_float_dtype(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    cross_entropy_t<T>(as<T>(loss), as<T>(dlogits), as<T>(logits), target, rows, n, ignore_index, label_smoothing);
+    cross_entropy_t<T>(as<T>(loss), as<T>(dlogits), as<T>(logits), target, rows, n, ignore_index, label_smoothing,
+                       grad_scale);
   });
 }
 

@@ -15,9 +15,10 @@ void softmax(void* out, int dt, const void* x, int64_t rows, int64_t n, bool log
 // gx, y, gy: (rows, n); y is the forward's output.
 void softmax_backward(void* gx, int dt, const void* y, const void* gy, int64_t rows, int64_t n, bool log);
 
-// loss: (rows,); dlogits: (rows, n) or null; logits: (rows, n); target: int64 (rows,).
+// loss: (rows,); dlogits: (rows, n) or null, grad_scale times the gradient of each row's loss;
+// logits: (rows, n); target: int64 (rows,).
 void cross_entropy(void* loss, void* dlogits, int dt, const void* logits, const int64_t* target,
-                   int64_t rows, int64_t n, int64_t ignore_index, double label_smoothing);
+                   int64_t rows, int64_t n, int64_t ignore_index, double label_smoothing, double grad_scale);
 
 // out, x: (rows, n); mean, rstd: (rows,) stats; weight, bias: (n,) or null.
 void layer_norm(void* out, void* mean, void* rstd, int dt, const void* x, const void* weight, const void* bias,

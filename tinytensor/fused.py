@@ -81,20 +81,30 @@ class Softmax(Function):
 
 
 class CrossEntropy(Function):
-    """Per-row loss of (M, C) logits against int64 targets (M,); the gradient is made in the same pass."""
+    """Cross-entropy of (M, C) logits against int64 targets (M,), reduced ('mean', 'sum') or per row ('none').
 
-    def forward(self, x, target, ignore_index: int, smoothing: float):
+    The kernel writes the gradient in the same pass as the loss, already divided by the count for a
+    mean, so the usual loss.backward() finds it ready.
+    """
+
+    def forward(self, x, target, ignore_index: int, smoothing: float, reduction: str):
         rows, n = _rows(x)
+        count = (target != ignore_index).sum().item() if reduction == "mean" else 1
         loss = x._new_empty((rows,))
         dlogits = x._new_empty(x.shape) if x.requires_grad and is_grad_enabled() else None
         x._be.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,
-                            ignore_index, smoothing)
+                            ignore_index, smoothing, 1.0 / count if count else 0.0)
+        self.reduced = reduction != "none"
         self.save_for_backward(dlogits)
-        return loss
+        if reduction == "none":
+            return loss
+        return loss.sum() / count if reduction == "mean" else loss.sum()   # 0 / 0 = nan, as PyTorch
 
     def backward(self, g):
         (dlogits,) = self.saved_tensors
-        return dlogits * g.unsqueeze(1), None
+        if not self.reduced:
+            return dlogits * g.unsqueeze(1), None
+        return (dlogits if g.item() == 1.0 else dlogits * g), None
 
 
 class LayerNorm(Function):

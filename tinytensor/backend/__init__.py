@@ -11,8 +11,8 @@ def get(device: str):
     if device == "cpu":
         from . import cpu as be
     elif device == "cuda":
-        from .cuda import unavailable
-        raise unavailable()
+        from . import cuda as be
+        be.require()  # a RuntimeError naming what is missing: CuPy, or a GPU and its driver
     else:
         raise RuntimeError(f"unknown device {device!r}")
     _loaded[device] = be

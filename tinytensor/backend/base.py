@@ -44,9 +44,9 @@ PRIMITIVES = {
 FUSED = {
     "softmax": "(out, dtype, x, rows, n, log)  softmax, or log_softmax when log, over the last dim",
     "softmax_backward": "(gx, dtype, y, gy, rows, n, log)  y = the forward's output",
-    "cross_entropy": "(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing)  "
-                     "loss (rows,) per row, 0 where target == ignore_index; dlogits (rows, n) = d loss_row / "
-                     "d logits (or None), in the same pass; target int64 (rows,)",
+    "cross_entropy": "(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing, grad_scale)  "
+                     "loss (rows,) per row, 0 where target == ignore_index; dlogits (rows, n) = grad_scale * "
+                     "d loss_row / d logits (or None), in the same pass; target int64 (rows,)",
     "layer_norm": "(out, mean, rstd, dtype, x, weight, bias, rows, n, eps)  weight, bias (n,) or None",
     "layer_norm_backward": "(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, rows, n)  gweight, gbias or None",
     "rms_norm": "(out, rstd, dtype, x, weight, rows, n, eps)  weight (n,) or None",

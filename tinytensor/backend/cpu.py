@@ -89,8 +89,8 @@ def softmax_backward(gx, dtype, y, gy, rows, n, log):
     _C.softmax_backward(gx, dtype.code, y, gy, rows, n, log)
 
 
-def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing):
-    _C.cross_entropy(loss, dlogits, dtype.code, logits, target, rows, n, ignore_index, label_smoothing)
+def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing, grad_scale):
+    _C.cross_entropy(loss, dlogits, dtype.code, logits, target, rows, n, ignore_index, label_smoothing, grad_scale)
 
 
 def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):

@@ -184,7 +184,7 @@ def softmax_backward(gx, dtype, y, gy, rows, n, log):
         _put(gx, y * (gy - (gy * y).sum(axis=-1, keepdims=True)))
 
 
-def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing):
+def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing, grad_scale):
     ls = _log_softmax(_rows(logits, rows, n))
     t = target[:rows]
     keep = t != ignore_index
@@ -193,7 +193,7 @@ def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, l
     q = (1 - label_smoothing) * onehot + label_smoothing / n   # the smoothed target distribution
     _put(loss, np.where(keep, -(q * ls).sum(axis=-1), 0))
     if dlogits is not None:
-        _put(dlogits, np.where(keep[:, None], np.exp(ls) - q, 0))
+        _put(dlogits, np.where(keep[:, None], (np.exp(ls) - q) * grad_scale, 0))
 
 
 def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):

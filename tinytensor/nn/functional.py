@@ -231,11 +231,10 @@ def _cross_entropy_fused(x, target, ignore_index, reduction, smoothing):
     out_of_range = ((t < 0) | (t >= C)) & valid
     if t.numel() and out_of_range.any().item():  # the kernel trusts its targets
         raise IndexError(f"cross_entropy: target {t[out_of_range][0].item()} is out of bounds for {C} classes")
-    loss = fused.CrossEntropy.apply(x2, t, ignore_index, smoothing)
-    if reduction == "mean":
-        return loss.sum() / valid.sum().to(x.dtype)
-    out = _reduce(loss.reshape(tuple(target.shape)), reduction, "cross_entropy")
-    return out.squeeze(0) if unbatched and reduction == "none" else out
+    loss = fused.CrossEntropy.apply(x2, t, ignore_index, smoothing, reduction)
+    if reduction != "none":
+        return loss
+    return loss.squeeze(0) if unbatched else loss.reshape(tuple(target.shape))
 
 
 def _cross_entropy_composite(x, target, weight, ignore_index, reduction, smoothing):
