@@ -23,14 +23,15 @@ template <class C, class T> void load_block(std::vector<C>& dst, const T* src, i
     for (int64_t c = 0; c < d; ++c) dst[transposed ? c * rows + r : r * d + c] = load(src[r * d + c]);
 }
 
-// scores[j] = scale * q . k_j for j < n_keys, from kt (d, s).
+// y += a * x over n elements; __restrict tells the compiler y and x never overlap, so it vectorises.
+template <class C> inline void axpy(C* __restrict y, C a, const C* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// scores[j] = scale * q . k_j for j < n_keys, from kt (d, s): d passes along contiguous key rows.
 template <class C> void score_row(C* scores, const C* q, const C* kt, int64_t n_keys, int64_t s, int64_t d, C scale) {
   for (int64_t j = 0; j < n_keys; ++j) scores[j] = 0;
-  for (int64_t c = 0; c < d; ++c) {
-    C qc = q[c] * scale;
-    const C* kc = kt + c * s;
-    for (int64_t j = 0; j < n_keys; ++j) scores[j] += qc * kc[j];
-  }
+  for (int64_t c = 0; c < d; ++c) axpy(scores, q[c] * scale, kt + c * s, n_keys);
 }
 
 template <class T> void attention_t(T* out, compute_t<T>* lse, const T* q, const T* k, const T* v,
@@ -49,10 +50,7 @@ template <class T> void attention_t(T* out, compute_t<T>* lse, const T* q, const
         for (int64_t j = 0; j < n_keys; ++j) p[j] = exp_c(p[j] - m);
         C l = sum_of<C>(n_keys, [&](int64_t j) { return p[j]; });
         for (int64_t c = 0; c < d; ++c) o[c] = 0;
-        for (int64_t j = 0; j < n_keys; ++j) {
-          const C* vj = vs.data() + j * d;
-          for (int64_t c = 0; c < d; ++c) o[c] += p[j] * vj[c];
-        }
+        for (int64_t j = 0; j < n_keys; ++j) axpy(o.data(), p[j], vs.data() + j * d, d);
         T* orow = out + (b * t + i) * d;
         for (int64_t c = 0; c < d; ++c) orow[c] = store<T>(o[c] / l);
         lse[b * t + i] = m + log_c(l);
@@ -90,14 +88,9 @@ template <class T> void attention_backward_t(T* gq, T* gk, T* gv, const T* go, c
         for (int64_t j = 0; j < n_keys; ++j) ds[j] = p[j] * (ds[j] - D);
         for (int64_t c = 0; c < d; ++c) dq[c] = 0;
         for (int64_t j = 0; j < n_keys; ++j) {
-          C dsj = ds[j] * sc, pj = p[j];
-          const C* kj = ks.data() + j * d;
-          C *dkj = dk.data() + j * d, *dvj = dv.data() + j * d;
-          for (int64_t c = 0; c < d; ++c) {
-            dq[c] += dsj * kj[c];
-            dkj[c] += dsj * qi[c];
-            dvj[c] += pj * goi[c];
-          }
+          axpy(dq.data(), ds[j] * sc, ks.data() + j * d, d);
+          axpy(dk.data() + j * d, ds[j] * sc, qi, d);
+          axpy(dv.data() + j * d, p[j], goi, d);
         }
         T* gqi = gq + (b * t + i) * d;
         for (int64_t c = 0; c < d; ++c) gqi[c] = store<T>(dq[c]);

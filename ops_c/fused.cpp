@@ -241,35 +241,36 @@ template <class T> void rms_norm_backward_t(T* gx, void* gweight, const T* gy, c
   gw.write<T>(gweight);
 }
 
-// GELU(x) = x * Phi(x); `grad` also gives its derivative. The tanh form is GPT-2's.
-template <class C> inline C gelu_value(C x, bool tanh, C* grad) {
-  const C k = C(0.7978845608028654), a = C(0.044715);   // sqrt(2 / pi)
-  if (tanh) {
-    C th = tanh_c(k * (x + a * x * x * x));
-    C cdf = C(0.5) * (C(1) + th);
-    if (grad) *grad = cdf + C(0.5) * x * (C(1) - th * th) * k * (C(1) + C(3) * a * x * x);
-    return x * cdf;
+// GELU(x) = x * Phi(x) and its derivative, in GPT-2's tanh form or the exact erf form. Tanh is a
+// template argument so that each loop is straight-line code the compiler vectorises.
+constexpr double kSqrt2OverPi = 0.7978845608028654, kGeluA = 0.044715;
+template <class C, bool Tanh> TT_INLINE C gelu_cdf(C x) {
+  if constexpr (Tanh) return C(0.5) * (C(1) + tanh_c(C(kSqrt2OverPi) * (x + C(kGeluA) * x * x * x)));
+  else return C(0.5) * (C(1) + std::erf(x * C(0.7071067811865476)));
+}
+template <class C, bool Tanh> TT_INLINE C gelu_grad(C x) {
+  if constexpr (Tanh) {
+    C th = tanh_c(C(kSqrt2OverPi) * (x + C(kGeluA) * x * x * x));
+    return C(0.5) * (C(1) + th) + C(0.5) * x * (C(1) - th * th) * C(kSqrt2OverPi) * (C(1) + C(3 * kGeluA) * x * x);
+  } else {
+    return gelu_cdf<C, false>(x) + x * exp_c(C(-0.5) * x * x) * C(0.3989422804014327);   // 1 / sqrt(2 pi)
   }
-  C cdf = C(0.5) * (C(1) + std::erf(x * C(0.7071067811865476)));
-  if (grad) *grad = cdf + x * exp_c(C(-0.5) * x * x) * C(0.3989422804014327);   // 1 / sqrt(2 pi)
-  return x * cdf;
 }
 
-template <class T> void gelu_t(T* out, const T* x, int64_t n, bool tanh) {
-  using C = compute_t<T>;
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = store<T>(gelu_value<C>(load(x[i]), tanh, nullptr));
-  });
-}
-
-template <class T> void gelu_backward_t(T* gx, const T* gy, const T* x, int64_t n, bool tanh) {
+template <class T, bool Tanh> void gelu_t(T* out, const T* x, int64_t n) {
   using C = compute_t<T>;
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      C d;
-      gelu_value<C>(load(x[i]), tanh, &d);
-      gx[i] = store<T>(load(gy[i]) * d);
+      C xi = load(x[i]);
+      out[i] = store<T>(xi * gelu_cdf<C, Tanh>(xi));
     }
+  });
+}
+
+template <class T, bool Tanh> void gelu_backward_t(T* gx, const T* gy, const T* x, int64_t n) {
+  using C = compute_t<T>;
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) gx[i] = store<T>(load(gy[i]) * gelu_grad<C, Tanh>(load(x[i])));
   });
 }
 
@@ -359,14 +360,16 @@ void rms_norm_backward(void* gx, void* gweight, int dt, const void* gy, const vo
 void gelu(void* out, int dt, const void* x, int64_t n, bool tanh) {
   visit_float_dtype(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    gelu_t<T>(as<T>(out), as<T>(x), n, tanh);
+    if (tanh) gelu_t<T, true>(as<T>(out), as<T>(x), n);
+    else gelu_t<T, false>(as<T>(out), as<T>(x), n);
   });
 }
 
 void gelu_backward(void* gx, int dt, const void* gy, const void* x, int64_t n, bool tanh) {
   visit_float_dtype(dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    gelu_backward_t<T>(as<T>(gx), as<T>(gy), as<T>(x), n, tanh);
+    if (tanh) gelu_backward_t<T, true>(as<T>(gx), as<T>(gy), as<T>(x), n);
+    else gelu_backward_t<T, false>(as<T>(gx), as<T>(gy), as<T>(x), n);
   });
 }
 

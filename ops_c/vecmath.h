@@ -14,17 +14,21 @@
 
 namespace tt {
 
+// Forced inlining: a loop vectorises only if every call in its body is inlined, and GCC's size
+// heuristics stop inlining these in longer loop bodies (the GELU backward ran 10x slower).
+#define TT_INLINE inline __attribute__((always_inline))
+
 // ln 2 split in two: kLn2Hi has only 9 significant bits, so n * kLn2Hi is exact for |n| < 2^15.
 constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = -2.12194440e-4f;
 
 // 2^n for integer n in [-126, 127], built directly from the exponent bits.
-inline float pow2i(int32_t n) { return bits_float(uint32_t(n + 127) << 23); }
+TT_INLINE float pow2i(int32_t n) { return bits_float(uint32_t(n + 127) << 23); }
 
 // exp(x) = 2^n * exp(r) with n = round(x / ln2) and |r| <= ln2 / 2, where a degree-7 Taylor
 // polynomial is accurate to 6e-9. The 2^n scaling is done in two halves so that results in the
 // subnormal range (x down to -104) and up to overflow (x > 88.7 gives inf) come out right.
-inline float vexp(float x) {
+TT_INLINE float vexp(float x) {
   float xc = x > -104.0f ? (x < 89.0f ? x : 89.0f) : -104.0f;   // also maps nan to -104
   float n = std::nearbyint(xc * 1.44269504088896341f);
   float r = (xc - n * kLn2Hi) - n * kLn2Lo;
@@ -44,7 +48,7 @@ inline float vexp(float x) {
 // log(x) = e ln2 + log(m) with x = m 2^e and m in [sqrt(1/2), sqrt(2)). With f = m - 1 and
 // s = f / (2 + f): log(m) = 2 atanh(s) = f - s (f - R(s^2)), R a short odd-series tail
 // (|s| <= 0.172, so four terms reach 2e-9). Subnormal inputs are first scaled by 2^23.
-inline float vlog(float x) {
+TT_INLINE float vlog(float x) {
   bool tiny = x < std::numeric_limits<float>::min();
   float xs = tiny ? x * 8388608.0f : x;
   uint32_t u = float_bits(xs);
@@ -70,7 +74,7 @@ inline float vlog(float x) {
 
 // tanh: an odd Taylor series near 0 (|x| < 0.4, seven terms, error < 4e-9), and
 // (1 - e) / (1 + e) with e = exp(-2|x|) elsewhere, where 1 - e no longer cancels badly.
-inline float vtanh(float x) {
+TT_INLINE float vtanh(float x) {
   float a = std::fabs(x);
   float e = vexp(-2.0f * a);
   float far = std::copysign((1.0f - e) / (1.0f + e), x);
@@ -82,20 +86,23 @@ inline float vtanh(float x) {
   p = p * z + 2.0f / 15;
   p = p * z - 1.0f / 3;
   float near = x + x * z * p;
-  return a < 0.4f ? near : far;   // nan falls to far, which is nan
+  // a bitwise blend rather than `a < 0.4f ? near : far` (nan falls to far, which is nan): inlined into
+  // a longer expression, the select would become a branch and stop the loop from vectorising
+  uint32_t pick_near = uint32_t(0) - uint32_t(a < 0.4f);
+  return bits_float((float_bits(near) & pick_near) | (float_bits(far) & ~pick_near));
 }
 
 // sigmoid(x) = 1 / (1 + exp(-x)); exp overflowing to inf correctly gives 0.
-inline float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
+TT_INLINE float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
 // exp, log and tanh in the compute type: the vectorisable float versions, libm for double.
-template <class C> inline C exp_c(C x) {
+template <class C> TT_INLINE C exp_c(C x) {
   if constexpr (std::is_same_v<C, float>) return vexp(x); else return std::exp(x);
 }
-template <class C> inline C log_c(C x) {
+template <class C> TT_INLINE C log_c(C x) {
   if constexpr (std::is_same_v<C, float>) return vlog(x); else return std::log(x);
 }
-template <class C> inline C tanh_c(C x) {
+template <class C> TT_INLINE C tanh_c(C x) {
   if constexpr (std::is_same_v<C, float>) return vtanh(x); else return std::tanh(x);
 }
 
