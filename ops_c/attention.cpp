@@ -1,99 +1,120 @@
-// attention.cpp: fused scaled-dot-product attention, forward and backward, for one (batch, head)
-// slice at a time: softmax(q k^T * scale) v, optionally causal (query i sees keys j <= i).
-// The forward keeps one row of scores (s values) per query instead of the (t, s) matrix, and
-// saves lse = log(sum(exp(scores))) per query; the backward recomputes each row of
-// probabilities from it (as FlashAttention does), so the (t, s) matrix never exists either.
-// Keys and values are copied transposed into a scratch (d, s) block per slice so that every
-// inner loop runs along contiguous memory and vectorises. Slices are split over threads.
+// attention.cpp: fused scaled-dot-product attention, forward and backward, one (batch, head) slice
+// at a time: softmax(q k^T * scale) v, optionally causal (query i sees keys j <= i).
+// Queries go in blocks of kBlock rows. For a block, the scores against the keys it may see are one
+// small matrix product (the packed GEMM of matmul.cpp), the softmax runs along its rows, and a
+// second product with v gives the output: the (t, s) matrix never exists, only (kBlock, s) tiles,
+// and the forward saves lse = log(sum(exp(scores))) per query. The backward recomputes each tile's
+// probabilities from lse (as FlashAttention does) and makes the three gradients with three more
+// products per tile. A causal block stops at its last query's keys, so it does about half the work.
+// Slices are split over threads (the GEMM then runs single-threaded inside each).
 // Not here: masks other than causal, dropout (Python falls back to the composite for those).
+#include <cmath>
 #include <vector>
 
 #include "dtypes.h"
 #include "fused.h"
+#include "kernels.h"
 #include "parallel.h"
 #include "vecmath.h"
 
 namespace tt {
 namespace {
 
-// The slice's operands widened to the compute type C; `transposed` gives a (d, rows) copy.
-template <class C, class T> void load_block(std::vector<C>& dst, const T* src, int64_t rows, int64_t d, bool transposed) {
-  dst.resize(rows * d);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < d; ++c) dst[transposed ? c * rows + r : r * d + c] = load(src[r * d + c]);
+constexpr int64_t kBlock = 64;
+
+// A slice's (rows, d) operand widened to the compute type C.
+template <class C, class T> void load_block(std::vector<C>& dst, const T* src, int64_t n) {
+  dst.resize(n);
+  for (int64_t i = 0; i < n; ++i) dst[i] = load(src[i]);
 }
 
-// y += a * x over n elements; __restrict tells the compiler y and x never overlap, so it vectorises.
-template <class C> inline void axpy(C* __restrict y, C a, const C* __restrict x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+// out (M, N) = a (M, K) @ b (K, N), every operand in C with the given (row, column) strides.
+template <class C> void product(C* out, const C* a, int64_t a_row, int64_t a_col, const C* b, int64_t b_row,
+                                int64_t b_col, int64_t M, int64_t N, int64_t K) {
+  constexpr int code = std::is_same_v<C, float> ? kFloat32 : kFloat64;
+  matmul(out, code, a, {a_row, a_col}, 0, b, {b_row, b_col}, 0, {}, M, N, K);
 }
 
-// scores[j] = scale * q . k_j for j < n_keys, from kt (d, s): d passes along contiguous key rows.
-template <class C> void score_row(C* scores, const C* q, const C* kt, int64_t n_keys, int64_t s, int64_t d, C scale) {
-  for (int64_t j = 0; j < n_keys; ++j) scores[j] = 0;
-  for (int64_t c = 0; c < d; ++c) axpy(scores, q[c] * scale, kt + c * s, n_keys);
+// How many keys query i sees.
+inline int64_t keys_of(int64_t i, int64_t s, bool causal) { return causal ? std::min(i + 1, s) : s; }
+
+// p[r, j] = exp(scale * scores[r, j] - shift[r]) for the keys row r sees, 0 for the rest of the tile.
+template <class C> void probabilities(C* p, const C* shift, int64_t rows, int64_t nk, int64_t i0, int64_t s,
+                                      bool causal, C scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    C* row = p + r * nk;
+    int64_t n = keys_of(i0 + r, s, causal);
+    for (int64_t j = 0; j < n; ++j) row[j] = exp_c(row[j] * scale - shift[r]);
+    for (int64_t j = n; j < nk; ++j) row[j] = C(0);
+  }
 }
 
 template <class T> void attention_t(T* out, compute_t<T>* lse, const T* q, const T* k, const T* v,
                                     int64_t bh, int64_t t, int64_t s, int64_t d, double scale, bool causal) {
   using C = compute_t<T>;
-  parallel_for(bh, std::max<int64_t>(1, kGrain / std::max<int64_t>(t * s * d / 16, 1)), [&](int64_t b0, int64_t b1) {
-    std::vector<C> qs, kt, vs, p(s), o(d);
+  const C sc = C(scale);
+  parallel_for(bh, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<C> qs, ks, vs, scores(kBlock * s), o(kBlock * d), shift(kBlock);
     for (int64_t b = b0; b < b1; ++b) {
-      load_block(qs, q + b * t * d, t, d, false);
-      load_block(kt, k + b * s * d, s, d, true);
-      load_block(vs, v + b * s * d, s, d, false);
-      for (int64_t i = 0; i < t; ++i) {
-        int64_t n_keys = causal ? std::min(i + 1, s) : s;
-        score_row(p.data(), qs.data() + i * d, kt.data(), n_keys, s, d, C(scale));
-        C m = max_of(p.data(), n_keys);
-        for (int64_t j = 0; j < n_keys; ++j) p[j] = exp_c(p[j] - m);
-        C l = sum_of<C>(n_keys, [&](int64_t j) { return p[j]; });
-        for (int64_t c = 0; c < d; ++c) o[c] = 0;
-        for (int64_t j = 0; j < n_keys; ++j) axpy(o.data(), p[j], vs.data() + j * d, d);
-        T* orow = out + (b * t + i) * d;
-        for (int64_t c = 0; c < d; ++c) orow[c] = store<T>(o[c] / l);
-        lse[b * t + i] = m + log_c(l);
+      load_block(qs, q + b * t * d, t * d);
+      load_block(ks, k + b * s * d, s * d);
+      load_block(vs, v + b * s * d, s * d);
+      for (int64_t i0 = 0; i0 < t; i0 += kBlock) {
+        int64_t rows = std::min(kBlock, t - i0), nk = keys_of(i0 + rows - 1, s, causal);
+        product(scores.data(), qs.data() + i0 * d, d, 1, ks.data(), 1, d, rows, nk, d);   // q k^T
+        for (int64_t r = 0; r < rows; ++r) {
+          const C* row = scores.data() + r * nk;
+          int64_t n = keys_of(i0 + r, s, causal);
+          shift[r] = fold<C>(n, -std::numeric_limits<C>::infinity(), [](C a, C b) { return a > b ? a : b; },
+                             [&](int64_t j) { return row[j] * sc; });
+        }
+        probabilities(scores.data(), shift.data(), rows, nk, i0, s, causal, sc);
+        product(o.data(), scores.data(), nk, 1, vs.data(), d, 1, rows, d, nk);             // p v
+        for (int64_t r = 0; r < rows; ++r) {
+          const C* p = scores.data() + r * nk;
+          C l = sum_of<C>(nk, [&](int64_t j) { return p[j]; });
+          lse[b * t + i0 + r] = shift[r] + log_c(l);
+          T* orow = out + (b * t + i0 + r) * d;
+          for (int64_t c = 0; c < d; ++c) orow[c] = store<T>(o[r * d + c] / l);
+        }
       }
     }
   });
 }
 
-// With p = softmax row, dp_j = go . v_j and D = go . out: ds_j = p_j (dp_j - D);
-// dq = scale * sum_j ds_j k_j, dk_j += scale * ds_j q, dv_j += p_j go.
+// With p the probabilities, dp = go v^T and D = rowsum(go * out): ds = p * (dp - D) * scale;
+// dq = ds k, dk = ds^T q, dv = p^T go, the last two summed over query blocks.
 template <class T> void attention_backward_t(T* gq, T* gk, T* gv, const T* go, const T* q, const T* k, const T* v,
                                              const T* out, const compute_t<T>* lse, int64_t bh, int64_t t, int64_t s,
                                              int64_t d, double scale, bool causal) {
   using C = compute_t<T>;
   const C sc = C(scale);
-  parallel_for(bh, std::max<int64_t>(1, kGrain / std::max<int64_t>(t * s * d / 16, 1)), [&](int64_t b0, int64_t b1) {
-    std::vector<C> qs, ks, kt, vt, gos, os, dk, dv, p(s), ds(s), dq(d);
+  parallel_for(bh, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<C> qs, ks, vs, gos, os, p(kBlock * s), ds(kBlock * s), dq(kBlock * d), part(s * d), dk, dv, D(t);
     for (int64_t b = b0; b < b1; ++b) {
-      load_block(qs, q + b * t * d, t, d, false);
-      load_block(ks, k + b * s * d, s, d, false);
-      load_block(kt, k + b * s * d, s, d, true);
-      load_block(vt, v + b * s * d, s, d, true);
-      load_block(gos, go + b * t * d, t, d, false);
-      load_block(os, out + b * t * d, t, d, false);
+      load_block(qs, q + b * t * d, t * d);
+      load_block(ks, k + b * s * d, s * d);
+      load_block(vs, v + b * s * d, s * d);
+      load_block(gos, go + b * t * d, t * d);
+      load_block(os, out + b * t * d, t * d);
+      for (int64_t i = 0; i < t; ++i)
+        D[i] = sum_of<C>(d, [&](int64_t c) { return gos[i * d + c] * os[i * d + c]; });
       dk.assign(s * d, C(0));
       dv.assign(s * d, C(0));
-      for (int64_t i = 0; i < t; ++i) {
-        int64_t n_keys = causal ? std::min(i + 1, s) : s;
-        const C *qi = qs.data() + i * d, *goi = gos.data() + i * d, *oi = os.data() + i * d;
-        score_row(p.data(), qi, kt.data(), n_keys, s, d, sc);
-        C li = lse[b * t + i];
-        for (int64_t j = 0; j < n_keys; ++j) p[j] = exp_c(p[j] - li);
-        score_row(ds.data(), goi, vt.data(), n_keys, s, d, C(1));   // dp_j = go . v_j
-        C D = sum_of<C>(d, [&](int64_t c) { return goi[c] * oi[c]; });
-        for (int64_t j = 0; j < n_keys; ++j) ds[j] = p[j] * (ds[j] - D);
-        for (int64_t c = 0; c < d; ++c) dq[c] = 0;
-        for (int64_t j = 0; j < n_keys; ++j) {
-          axpy(dq.data(), ds[j] * sc, ks.data() + j * d, d);
-          axpy(dk.data() + j * d, ds[j] * sc, qi, d);
-          axpy(dv.data() + j * d, p[j], goi, d);
-        }
-        T* gqi = gq + (b * t + i) * d;
-        for (int64_t c = 0; c < d; ++c) gqi[c] = store<T>(dq[c]);
+      for (int64_t i0 = 0; i0 < t; i0 += kBlock) {
+        int64_t rows = std::min(kBlock, t - i0), nk = keys_of(i0 + rows - 1, s, causal);
+        const C *qb = qs.data() + i0 * d, *gob = gos.data() + i0 * d;
+        product(p.data(), qb, d, 1, ks.data(), 1, d, rows, nk, d);              // scores = q k^T
+        probabilities(p.data(), lse + b * t + i0, rows, nk, i0, s, causal, sc);
+        product(ds.data(), gob, d, 1, vs.data(), 1, d, rows, nk, d);            // dp = go v^T
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < nk; ++j) ds[r * nk + j] = p[r * nk + j] * (ds[r * nk + j] - D[i0 + r]) * sc;
+        product(dq.data(), ds.data(), nk, 1, ks.data(), d, 1, rows, d, nk);     // dq = ds k
+        for (int64_t e = 0; e < rows * d; ++e) gq[(b * t + i0) * d + e] = store<T>(dq[e]);
+        product(part.data(), ds.data(), 1, nk, qb, d, 1, nk, d, rows);          // ds^T q
+        for (int64_t e = 0; e < nk * d; ++e) dk[e] += part[e];
+        product(part.data(), p.data(), 1, nk, gob, d, 1, nk, d, rows);          // p^T go
+        for (int64_t e = 0; e < nk * d; ++e) dv[e] += part[e];
       }
       for (int64_t e = 0; e < s * d; ++e) {
         gk[b * s * d + e] = store<T>(dk[e]);
