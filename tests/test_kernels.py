@@ -239,4 +239,11 @@ def test_scatter_add_and_index_add(data):
         be.scatter_add(o, ov, dtype, dim, idx, View.contiguous(ishape), src, sv)
         be.index_add(o, ov, dtype, dim, idx, View.contiguous((n_idx,)), src, sv)
         outs.append(o)
-    assert_same(outs[0], outs[1], dtype)
+    if dtype.kind == "f" and dtype.bits == 16:
+        # the kernel rounds to 16 bits after every add, the reference once per op: the difference is a few
+        # ulps of the largest partial sum, which cancellation can leave far above the result itself
+        start = values(np.random.default_rng(5), 2 * int(np.prod(shape)) + 1, dtype).astype(np.float64)
+        bound = 4 * 2.0 ** -8 * (np.abs(start).max() + 2 * np.abs(src.astype(np.float64)).sum())
+        np.testing.assert_allclose(outs[0].astype(np.float64), outs[1].astype(np.float64), rtol=0, atol=bound)
+    else:
+        assert_same(outs[0], outs[1], dtype)
