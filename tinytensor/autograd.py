@@ -113,9 +113,12 @@ class Function:
         out = ctx.forward(*args, **kwargs)
         if not is_grad_enabled():
             return out
-        inputs = [a for a in args if hasattr(a, "_buf")]  # the Tensor arguments
-        if not any(t.requires_grad for t in inputs):
+        for a in args:  # a plain loop: this runs for every op, and most ops record nothing
+            if getattr(a, "requires_grad", False):
+                break
+        else:
             return out
+        inputs = [a for a in args if hasattr(a, "_buf")]  # the Tensor arguments
         ctx.next = tuple((t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in inputs)
         for o in (out if isinstance(out, tuple) else (out,)):
             if o.dtype.is_floating_point:

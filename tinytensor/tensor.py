@@ -18,7 +18,7 @@ from . import functions as F
 from . import fused
 from . import indexing
 from .autograd import is_grad_enabled, run_backward
-from .backend import get as get_backend
+from .backend import _loaded as _LOADED_BACKENDS, get as get_backend
 from .backend.base import Buffer, COMPARE_OPS, LOGICAL_OPS
 from .device import as_device, device as Device
 from .view import View, broadcast_shapes, normalize_dim
@@ -102,9 +102,14 @@ class Tensor:
         return cls._from_numpy(np.array(_infer_np(data, dtype), copy=True, order="C"), device)
 
     def _new_empty(self, shape, dtype=None) -> "Tensor":
-        dtype = self.dtype if dtype is None else dtype if isinstance(dtype, dt.DType) else dt.as_dtype(dtype)
+        if dtype is None:
+            dtype = self.dtype
+        elif not isinstance(dtype, dt.DType):
+            dtype = dt.as_dtype(dtype)
         view = View.contiguous(shape)
-        return Tensor._make(Buffer(self._be.empty(view.numel, dtype), self._buf.device), view, dtype)
+        device = self._buf.device
+        be = _LOADED_BACKENDS.get(device) or get_backend(device)
+        return Tensor._make(Buffer(be.empty(view.numel, dtype), device), view, dtype)
 
     def _broadcast(self, shape) -> "Tensor":
         """expand() to a shape already checked by broadcast_shapes; no graph node unless one is needed."""
@@ -129,7 +134,8 @@ class Tensor:
 
     @property
     def _be(self):
-        return get_backend(self._buf.device)
+        be = _LOADED_BACKENDS.get(self._buf.device)  # a dict lookup on the path of every op
+        return be if be is not None else get_backend(self._buf.device)
 
     # ---- metadata --------------------------------------------------------------------------
 
@@ -267,6 +273,17 @@ class Tensor:
 
     # ---- dtype and device ---------------------------------------------------------------------
 
+    class _ToDevice(F.Function):
+        """A copy to another device through host memory (to_numpy, then from_numpy); the gradient goes back."""
+
+        def forward(self, x, device):
+            self.src_device = x._buf.device
+            host = x._be.to_numpy(x._buf.data, x._view, x.dtype)
+            return Tensor._from_numpy(host if host.flags.c_contiguous else host.copy(), device)
+
+        def backward(self, g):
+            return g.to(self.src_device)
+
     def to(self, *args, dtype=None, device=None, copy: bool = False) -> "Tensor":
         """to(dtype), to(device), to(device, dtype), to(other): a new tensor only when something changes."""
         for a in args:
@@ -280,6 +297,8 @@ class Tensor:
         target = self._buf.device if device is None else as_device(device)
         if target != self._buf.device:
             get_backend(target)  # raises a clear error for a missing device
+            src = self if dtype is self.dtype else F.Copy.apply(self, dtype)  # cast where the data is
+            return Tensor._ToDevice.apply(src, target)
         if dtype is self.dtype and not copy:
             return self
         return F.Copy.apply(self, dtype)
