@@ -109,7 +109,7 @@ def require() -> None:
     cp = cupy
 
 
-_modules, _functions, _metas, _dummies = {}, {}, {}, {}
+_modules, _functions, _metas, _zeros = {}, {}, {}, {}
 
 
 def _kernel(file: str, name: str, *dtypes):
@@ -144,12 +144,13 @@ def _meta(*values):
     return m
 
 
-def _dummy():
-    """Eight zero bytes on the device: a zero of every dtype, also passed for pointers a kernel will not read."""
-    dev = cp.cuda.runtime.getDevice()
-    if dev not in _dummies:
-        _dummies[dev] = cp.zeros(8, dtype=np.uint8)
-    return _dummies[dev]
+def _zero(dtype: DType):
+    """A one-element zero of `dtype` on the device: what logical_not compares with, and what a kernel gets
+    for a pointer it will not read (an absent weight, bias or gradient)."""
+    key = (cp.cuda.runtime.getDevice(), dtype)
+    if key not in _zeros:
+        _zeros[key] = cp.zeros(1, dtype=_storage_np(dtype))
+    return _zeros[key]
 
 
 def _coalesce(shape, *strides):
@@ -234,7 +235,7 @@ def unary(op, out, out_dtype, x, xview, dtype):
     if op == "logical_not":  # x == 0, against a broadcast zero
         meta, nd = _walk_args(xview.shape, xview.strides, (0,) * xview.ndim)
         _launch(_kernel("elementwise.cu", "compare_kernel", dtype), n,
-                (out, x, _dummy(), meta, nd, _i64(n), _i64(xview.offset), _i64(0), _i32(_BINARY["eq"])))
+                (out, x, _zero(dtype), meta, nd, _i64(n), _i64(xview.offset), _i64(0), _i32(_BINARY["eq"])))
         return
     meta, nd = _walk_args(xview.shape, xview.strides)
     _launch(_kernel("elementwise.cu", "unary_kernel", dtype), n,
@@ -399,12 +400,12 @@ def softmax_backward(gx, dtype, y, gy, rows, n, log):
     _rows("softmax.cu", "softmax_backward_kernel", dtype, rows, n, (gx, y, gy, _i64(rows), _i64(n), _i32(log)))
 
 
-def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing):
+def cross_entropy(loss, dlogits, dtype, logits, target, rows, n, ignore_index, label_smoothing, grad_scale):
     buf = _stat_out(loss, dtype)
-    dl = _dummy() if dlogits is None else dlogits
+    dl = _zero(dtype) if dlogits is None else dlogits
     _rows("softmax.cu", "cross_entropy_kernel", dtype, rows, n,
           (buf, dl, logits, target, _i64(rows), _i64(n), _i64(ignore_index), _f64(label_smoothing),
-           _i32(dlogits is not None)))
+           _f64(grad_scale), _i32(dlogits is not None)))
     _stat_done(loss, buf)
 
 
@@ -413,14 +414,14 @@ def _param_grads(gw, gb, dtype, gy, x, mean, rstd, rows, n):
     if gw is None and gb is None:
         return
     _launch(_kernel("norm.cu", "norm_param_grad_kernel", dtype), n,
-            (_dummy() if gw is None else gw, _dummy() if gb is None else gb, gy, x,
-             _dummy() if mean is None else mean, rstd, _i64(rows), _i64(n), _i32(mean is not None),
+            (_zero(dtype) if gw is None else gw, _zero(dtype) if gb is None else gb, gy, x,
+             _zero(_stat(dtype)) if mean is None else mean, rstd, _i64(rows), _i64(n), _i32(mean is not None),
              _i32(gw is not None), _i32(gb is not None)))
 
 
 def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):
     mb, rb = _stat_out(mean, dtype), _stat_out(rstd, dtype)
-    w, b = (_dummy() if a is None else a for a in (weight, bias))
+    w, b = (_zero(dtype) if a is None else a for a in (weight, bias))
     _rows("norm.cu", "layer_norm_kernel", dtype, rows, n,
           (out, mb, rb, x, w, b, _i64(rows), _i64(n), _f64(eps), _i32(weight is not None), _i32(bias is not None)))
     _stat_done(mean, mb)
@@ -430,7 +431,7 @@ def layer_norm(out, mean, rstd, dtype, x, weight, bias, rows, n, eps):
 def layer_norm_backward(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, rows, n):
     mean, rstd = _cast(mean, _stat(dtype)), _cast(rstd, _stat(dtype))
     _rows("norm.cu", "layer_norm_backward_kernel", dtype, rows, n,
-          (gx, gy, x, mean, rstd, _dummy() if weight is None else weight, _i64(rows), _i64(n),
+          (gx, gy, x, mean, rstd, _zero(dtype) if weight is None else weight, _i64(rows), _i64(n),
            _i32(weight is not None)))
     _param_grads(gweight, gbias, dtype, gy, x, mean, rstd, rows, n)
 
@@ -438,7 +439,7 @@ def layer_norm_backward(gx, gweight, gbias, dtype, gy, x, mean, rstd, weight, ro
 def rms_norm(out, rstd, dtype, x, weight, rows, n, eps):
     rb = _stat_out(rstd, dtype)
     _rows("norm.cu", "rms_norm_kernel", dtype, rows, n,
-          (out, rb, x, _dummy() if weight is None else weight, _i64(rows), _i64(n), _f64(eps),
+          (out, rb, x, _zero(dtype) if weight is None else weight, _i64(rows), _i64(n), _f64(eps),
            _i32(weight is not None)))
     _stat_done(rstd, rb)
 
@@ -446,7 +447,7 @@ def rms_norm(out, rstd, dtype, x, weight, rows, n, eps):
 def rms_norm_backward(gx, gweight, dtype, gy, x, rstd, weight, rows, n):
     rstd = _cast(rstd, _stat(dtype))
     _rows("norm.cu", "rms_norm_backward_kernel", dtype, rows, n,
-          (gx, gy, x, rstd, _dummy() if weight is None else weight, _i64(rows), _i64(n), _i32(weight is not None)))
+          (gx, gy, x, rstd, _zero(dtype) if weight is None else weight, _i64(rows), _i64(n), _i32(weight is not None)))
     _param_grads(gweight, None, dtype, gy, x, None, rstd, rows, n)
 
 
