@@ -201,7 +201,10 @@ class GPT(nn.Module):
               "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
               "n_head": c.n_head, "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,
               "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": c.dropout,
-              "initializer_range": 0.02, "tie_word_embeddings": True, "torch_dtype": "float32"}
+              "initializer_range": 0.02, "tie_word_embeddings": True, "torch_dtype": "float32",
+              # GPT-2's <|endoftext|> id, or none for a smaller vocabulary (HF's default 50256 would not exist)
+              "bos_token_id": 50256 if c.vocab_size > 50256 else None,
+              "eos_token_id": 50256 if c.vocab_size > 50256 else None}
         tensors = {}
         for name, t in self.state_dict().items():
             if name == "lm_head.weight":
