@@ -1,15 +1,18 @@
 // matmul.cpp: batched matrix multiply. Floats use a packed, cache-blocked GEMM in the style of
 // BLIS/GotoBLAS:
-//   for each NC-wide column panel of B, for each KC-deep slice of K:
-//     pack B[KC x NC] into NR-wide micro-panels (stays in L2/L3)
-//     for each MC-tall block of A: pack A[MC x KC] into MR-tall micro-panels (stays in L2)
-//       for each NR x MR tile: the micro-kernel keeps an MR x NR block of C in registers
-//       and streams the two micro-panels (B's from L1), one rank-1 update per k.
+//   pack all of B (K x N) into NR-wide micro-panels, KC-deep slice by slice (the threads share
+//     it; it stays in L3)
+//   for each MC-tall block of A's rows (threads take blocks in turn), for each KC-deep slice:
+//     pack A[MC x KC] into MR-tall micro-panels (stays in L2)
+//     for each NR-wide micro-panel of the B slice (L1), for each MR-tall micro-panel of A:
+//       the micro-kernel keeps an MR x NR tile of C in registers, one rank-1 update per k.
 // Packing reads A and B through their strides, so transposed or broadcast operands need no copy.
 // The micro-kernel uses GCC vector extensions sized for the widest SIMD unit the compiler
 // targets (AVX-512, AVX or SSE), so it is portable C++ that compiles to FMA instructions.
 // float16/bfloat16 are packed into float32 and accumulated in a float32 workspace; integer
-// dtypes use a plain loop. Threads split the batch, or the rows/columns of a single product.
+// dtypes use a plain loop. Threads split a batch of many products, or the row blocks of one.
+// Left out: a hand-scheduled assembly kernel, run-time CPU dispatch (we build for the host), and
+// a no-packing kernel for tiny matrices (there, Python's per-op overhead dominates anyway).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -22,21 +25,25 @@ namespace tt {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kVecBytes = 64, kMR = 12;   // 32 vector registers: 24 accumulators
+constexpr int kVecBytes = 64, kMR = 12;   // 32 vector registers: 24 accumulators, 2 for B, 1 for A
 #elif defined(__AVX__)
 constexpr int kVecBytes = 32, kMR = 6;    // 16 vector registers: 12 accumulators
 #else
 constexpr int kVecBytes = 16, kMR = 6;
 #endif
 
-// Blocking sizes for compute type C (float or double).
+// Blocking sizes for compute type C (float or double), tuned on a 2-core AVX-512 Xeon
+// (32 KB L1d, 1 MB L2 per core, shared L3). A 12 x 32 tile does 24 FMAs per 2 vector loads and
+// 12 broadcasts, which the two load ports sustain at the FMA units' full rate.
 template <class C> struct Blocking {
   typedef C Vec __attribute__((vector_size(kVecBytes)));
   static constexpr int W = kVecBytes / sizeof(C);  // lanes per vector
   static constexpr int MR = kMR, NR = 2 * W;       // register tile of C
-  static constexpr int64_t KC = 256;               // depth of a packed slice (B micro-panel: L1)
-  static constexpr int64_t MC = 16 * kMR;          // rows of a packed A block (L2)
-  static constexpr int64_t NC = 4096;              // columns of a packed B panel (L3)
+  static constexpr int64_t KC = 256;    // depth of a K slice: long enough to amortise the C tile's load/store
+  static constexpr int64_t MC = 16 * kMR;   // rows of a packed A block: 192 x 256 floats = 192 KB of L2
+  // B is packed whole (then each A block runs against all of it with no more waiting between
+  // threads) up to this many elements, 16 MB of floats (2048 x 2048); beyond, in parts that fit.
+  static constexpr int64_t BPACK = int64_t(1) << 22;
 };
 
 template <class V, class C> inline V load_vec(const C* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; }
@@ -53,26 +60,36 @@ template <class C> C* scratch(int slot, int64_t n) {
   return reinterpret_cast<C*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63));
 }
 
-// c (MR, NR) with row stride ldc  =  [c +] sum over k of ap[k] (MR,) outer bp[k] (NR,).
-// ap: packed A micro-panel (kc, MR); bp: packed B micro-panel (kc, NR).
-template <class C>
+// c (ROWS, NR) with row stride ldc  =  [c +] sum over k of ap[k] (ROWS,) outer bp[k] (NR,).
+// ap: packed A micro-panel (kc, MR), of which the first ROWS rows are used; bp: packed B
+// micro-panel (kc, NR). ROWS is MR except at the bottom edge, where 4 or 8 spares the FMAs on
+// padding rows (a 64-row matrix would otherwise spend 1/6 of its time on zeros).
+template <class C, int ROWS>
 void micro_kernel(int64_t kc, const C* __restrict ap, const C* __restrict bp, C* __restrict c,
                   int64_t ldc, bool accumulate) {
   using B = Blocking<C>;
   using V = typename B::Vec;
-  V acc0[B::MR], acc1[B::MR];   // left and right halves of each row of the tile
-  for (int i = 0; i < B::MR; ++i) acc0[i] = acc1[i] = V{};
+  // The C tile is touched only after the k loop and is usually in L3 or memory by then (it was
+  // last seen one K slice ago): asking for its lines now hides that wait behind the FMAs. Each
+  // row is NR * sizeof(C) = 128 bytes, so first, middle and last element cover its 2-3 lines.
+  for (int i = 0; i < ROWS; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + B::W, 1);
+    __builtin_prefetch(c + i * ldc + B::NR - 1, 1);
+  }
+  V acc0[ROWS], acc1[ROWS];   // left and right halves of each row of the tile
+  for (int i = 0; i < ROWS; ++i) acc0[i] = acc1[i] = V{};
   for (int64_t k = 0; k < kc; ++k) {
     V b0 = load_vec<V>(bp), b1 = load_vec<V>(bp + B::W);
 #pragma GCC unroll 16
-    for (int i = 0; i < B::MR; ++i) {
+    for (int i = 0; i < ROWS; ++i) {
       acc0[i] += ap[i] * b0;
       acc1[i] += ap[i] * b1;
     }
     ap += B::MR;
     bp += B::NR;
   }
-  for (int i = 0; i < B::MR; ++i) {
+  for (int i = 0; i < ROWS; ++i) {
     C* row = c + i * ldc;
     if (accumulate) {
       acc0[i] += load_vec<V>(row);
@@ -83,41 +100,80 @@ void micro_kernel(int64_t kc, const C* __restrict ap, const C* __restrict bp, C*
   }
 }
 
-// dst: MR-tall micro-panels (ceil(mc / MR), kc, MR), zero-padded;
-// a: (mc, kc) with row step sm and column step sk.
-template <class T, class C>
-void pack_a(C* dst, const T* a, int64_t sm, int64_t sk, int64_t mc, int64_t kc) {
-  constexpr int MR = Blocking<C>::MR;
-  for (int64_t i0 = 0; i0 < mc; i0 += MR) {
-    int64_t mr = std::min<int64_t>(MR, mc - i0);
-    for (int64_t k = 0; k < kc; ++k, dst += MR) {
-      const T* col = a + i0 * sm + k * sk;
-      for (int64_t r = 0; r < mr; ++r) dst[r] = C(load(col[r * sm]));
-      for (int64_t r = mr; r < MR; ++r) dst[r] = C(0);
-    }
-  }
+// A partial tile (mr < MR rows or nr < NR columns): computed whole into a buffer with the
+// smallest kernel that covers mr, then the valid part is added or copied into c.
+template <class C>
+void edge_tile(int64_t kc, const C* ap, const C* bp, C* c, int64_t ldc, int64_t mr, int64_t nr, bool accumulate) {
+  constexpr int MR = Blocking<C>::MR, NR = Blocking<C>::NR;
+  alignas(64) C edge[MR * NR];
+  if (mr <= MR / 3) micro_kernel<C, MR / 3>(kc, ap, bp, edge, NR, false);
+  else if (mr <= 2 * MR / 3) micro_kernel<C, 2 * MR / 3>(kc, ap, bp, edge, NR, false);
+  else micro_kernel<C, MR>(kc, ap, bp, edge, NR, false);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
 }
 
-// dst: NR-wide micro-panels (ceil(nc / NR), kc, NR), zero-padded;
-// b: (kc, nc) with row step sk and column step sn.
-template <class T, class C>
-void pack_b(C* dst, const T* b, int64_t sk, int64_t sn, int64_t kc, int64_t nc) {
-  constexpr int NR = Blocking<C>::NR;
-  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-    int64_t nr = std::min<int64_t>(NR, nc - j0);
-    for (int64_t k = 0; k < kc; ++k, dst += NR) {
-      const T* row = b + k * sk + j0 * sn;
-      if (sn == 1) {
-        for (int64_t j = 0; j < nr; ++j) dst[j] = C(load(row[j]));
-      } else {
-        for (int64_t j = 0; j < nr; ++j) dst[j] = C(load(row[j * sn]));
+// Four lanes, each contiguous along k and si apart, into dst[k * R + 0..3] for k < kc: 4 x 4
+// blocks are transposed in registers (8 shuffles), so that both the loads and the stores are
+// 4-wide; element by element, the scattered stores would cost a cycle each.
+template <int R, class T, class C>
+void pack_4_lanes(C* __restrict dst, const T* s, int64_t si, int64_t kc) {
+  typedef C V4 __attribute__((vector_size(4 * sizeof(C))));
+  auto row = [&](int64_t l, int64_t k) {   // lane l at depths k..k+3
+    if constexpr (std::is_same_v<T, C>) return load_vec<V4>(s + l * si + k);
+    else return V4{C(load(s[l * si + k])), C(load(s[l * si + k + 1])), C(load(s[l * si + k + 2])),
+                   C(load(s[l * si + k + 3]))};
+  };
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    V4 r0 = row(0, k), r1 = row(1, k), r2 = row(2, k), r3 = row(3, k);
+    V4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+    V4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+    store_vec(dst + (k + 0) * R, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));   // lanes 0-3 at depth k
+    store_vec(dst + (k + 1) * R, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+    store_vec(dst + (k + 2) * R, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+    store_vec(dst + (k + 3) * R, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+  }
+  for (; k < kc; ++k)
+    for (int l = 0; l < 4; ++l) dst[k * R + l] = C(load(s[l * si + k]));
+}
+
+// Packs n lanes (rows of A, or columns of B) into R-lane micro-panels (ceil(n / R), kc, R),
+// zero-padded: dst[panel][k][r] = src[(panel * R + r) * si + k * sk]. The loop order follows
+// whichever stride is 1, so that reads stream through memory in order:
+// - lanes contiguous (B, or A.T, row-major): one k at a time, the run of all n lanes. Walking
+//   down k inside one panel instead would jump a whole matrix row per 128 bytes read, across
+//   4 KB pages where the hardware prefetcher gives up, and run at memory latency, not bandwidth.
+// - depth contiguous (A, or B.T, row-major): four lanes at a time, all kc of them.
+template <int R, class T, class C>
+void pack(C* __restrict dst, const T* src, int64_t si, int64_t sk, int64_t n, int64_t kc) {
+  int64_t full = n / R * R;   // lanes in whole panels; the last panel may be partial
+  if (si == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* s = src + k * sk;
+      C* d = dst + k * R;
+      for (int64_t i0 = 0; i0 < full; i0 += R) {
+        if constexpr (std::is_same_v<T, C>) std::memcpy(d + i0 * kc, s + i0, R * sizeof(C));  // a few vector moves
+        else for (int l = 0; l < R; ++l) d[i0 * kc + l] = C(load(s[i0 + l]));
       }
-      for (int64_t j = nr; j < NR; ++j) dst[j] = C(0);
+      if (full < n) {
+        for (int64_t l = 0; l < R; ++l) d[full * kc + l] = full + l < n ? C(load(s[full + l])) : C(0);
+      }
     }
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += R, src += R * si, dst += kc * R) {
+    int64_t r = std::min<int64_t>(R, n - i0), l = 0;
+    if (sk == 1 && R % 4 == 0)
+      for (; l + 4 <= r; l += 4) pack_4_lanes<R>(dst + l, src + l * si, si, kc);
+    for (; l < r; ++l)
+      for (int64_t k = 0; k < kc; ++k) dst[k * R + l] = C(load(src[l * si + k * sk]));
+    for (int64_t k = 0; k < kc && r < R; ++k) std::fill(dst + k * R + r, dst + k * R + R, C(0));
   }
 }
 
 // c (mc, nc) with row stride ldc [+]= packed A block (mc, kc) @ packed B panel (kc, nc).
+// Each B micro-panel is loaded once and reused against every A micro-panel of the block.
 template <class C>
 void macro_kernel(C* c, int64_t ldc, const C* apack, const C* bpack, int64_t mc, int64_t nc, int64_t kc,
                   bool accumulate) {
@@ -128,42 +184,83 @@ void macro_kernel(C* c, int64_t ldc, const C* apack, const C* bpack, int64_t mc,
       const C* bp = bpack + jr * kc;
       C* tile = c + ir * ldc + jr;
       int64_t mr = std::min<int64_t>(MR, mc - ir), nr = std::min<int64_t>(NR, nc - jr);
-      if (mr == MR && nr == NR) {
-        micro_kernel(kc, ap, bp, tile, ldc, accumulate);
-        continue;
-      }
-      alignas(64) C edge[MR * NR];   // a partial tile: compute it whole, keep the valid part
-      micro_kernel(kc, ap, bp, edge, NR, false);
-      for (int64_t i = 0; i < mr; ++i)
-        for (int64_t j = 0; j < nr; ++j)
-          tile[i * ldc + j] = accumulate ? tile[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
+      if (mr == MR && nr == NR) micro_kernel<C, MR>(kc, ap, bp, tile, ldc, accumulate);
+      else edge_tile(kc, ap, bp, tile, ldc, mr, nr, accumulate);
     }
   }
 }
 
-// One single-threaded product: c (M, N) row stride ldc = a (M, K) @ b (K, N), a and b strided.
+// Calls body(i) for every i in [0, n). Inside a parallel region (team) the calling threads share
+// the i dynamically, and all wait at the end until every body has returned; alone, a plain loop,
+// so that one-thread products pay nothing to OpenMP.
+template <class F>
+void team_for(bool team, int64_t n, const F& body) {
+  if (!team) {
+    for (int64_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+#pragma omp for schedule(dynamic)
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+// c (M, N) row stride ldc = a (M, K) @ b (K, N), a and b strided, on up to nt threads.
+// The threads first pack all of B together (each packs some runs of columns), then take blocks
+// of A's rows in turn; a block is packed one K slice at a time and multiplied by every B panel
+// of that slice. So neither operand is packed twice, and the threads wait for each other only
+// once, after B is packed: on a busy machine, where another process may take a core from one of
+// our threads for milliseconds, every wait is expensive. There are a multiple of nt A blocks of
+// nearly equal height, so that the threads finish together when both run at full speed.
+// (The wait after packing is why this is a raw OpenMP team rather than parallel_for.)
+// A B larger than BPACK elements goes in parts of ng columns x kg rows, one after another.
 template <class T, class C>
 void gemm(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
-          int64_t M, int64_t N, int64_t K) {
+          int64_t M, int64_t N, int64_t K, int nt) {
   using B = Blocking<C>;
+  constexpr int MR = B::MR, NR = B::NR;
+  constexpr int64_t kPackCols = 8 * NR;   // B is packed in 1 KB runs of a row, for pack() to stream
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill_n(c + i * ldc, N, C(0));
     return;
   }
-  C* bpack = scratch<C>(0, B::KC * ceil_div(std::min(N, B::NC), B::NR) * B::NR);
-  C* apack = scratch<C>(1, B::KC * ceil_div(std::min(M, B::MC), B::MR) * B::MR);
-  for (int64_t jc = 0; jc < N; jc += B::NC) {
-    int64_t nc = std::min(B::NC, N - jc);
-    for (int64_t pc = 0; pc < K; pc += B::KC) {
-      int64_t kc = std::min(B::KC, K - pc);
-      pack_b(bpack, b + pc * sbk + jc * sbn, sbk, sbn, kc, nc);
-      for (int64_t ic = 0; ic < M; ic += B::MC) {
-        int64_t mc = std::min(B::MC, M - ic);
-        pack_a(apack, a + ic * sam + pc * sak, sam, sak, mc, kc);
-        macro_kernel(c + ic * ldc + jc, ldc, apack, bpack, mc, nc, kc, pc > 0);
+  int64_t mtiles = ceil_div(M, MR);
+  nt = int(std::min<int64_t>(nt, mtiles));
+  int64_t nblocks = std::min(mtiles, ceil_div(ceil_div(mtiles, B::MC / MR), nt) * nt);
+  // K slices of equal depth: K = 384 gives 192 + 192 rather than 256 + 128.
+  int64_t kc_max = ceil_div(K, ceil_div(K, B::KC));
+  int64_t ng_max = std::min(ceil_div(N, NR) * NR, std::max<int64_t>(NR, B::BPACK / K / NR * NR));
+  int64_t kg_max = std::min(K, std::max<int64_t>(1, B::BPACK / ng_max / kc_max) * kc_max);
+  int64_t chunks = ceil_div(ng_max, kPackCols), slices = ceil_div(kg_max, kc_max);
+  C* bpack = scratch<C>(0, kg_max * ng_max);   // the slice at depth pc starts at bpack + (pc - pg) * ngpad
+  auto run = [&](bool team) {   // the whole product, run by every thread of the team
+    C* apack = scratch<C>(1, kc_max * ceil_div(mtiles, nblocks) * MR);
+    for (int64_t jg = 0; jg < N; jg += ng_max) {
+      int64_t ng = std::min(ng_max, N - jg), ngpad = ceil_div(ng, NR) * NR;
+      for (int64_t pg = 0; pg < K; pg += kg_max) {
+        int64_t kg = std::min(kg_max, K - pg);
+        team_for(team, slices * chunks, [&](int64_t item) {
+          int64_t pc = pg + item / chunks * kc_max, j = item % chunks * kPackCols;
+          if (pc >= pg + kg || j >= ng) return;
+          int64_t kc = std::min(kc_max, pg + kg - pc);
+          pack<NR>(bpack + (pc - pg) * ngpad + j * kc, b + pc * sbk + (jg + j) * sbn, sbn, sbk,
+                   std::min(kPackCols, ng - j), kc);
+        });
+        team_for(team, nblocks, [&](int64_t blk) {
+          int64_t i0 = mtiles * blk / nblocks * MR, i1 = std::min(M, mtiles * (blk + 1) / nblocks * MR);
+          for (int64_t pc = pg; pc < pg + kg; pc += kc_max) {
+            int64_t kc = std::min(kc_max, pg + kg - pc);
+            pack<MR>(apack, a + i0 * sam + pc * sak, sam, sak, i1 - i0, kc);
+            macro_kernel(c + i0 * ldc + jg, ldc, apack, bpack + (pc - pg) * ngpad, i1 - i0, ng, kc, pc > 0);
+          }
+        });
       }
     }
+  };
+  if (nt == 1) {
+    run(false);
+    return;
   }
+#pragma omp parallel num_threads(nt)
+  run(true);
 }
 
 // a (K,) step sa . b (K,) step sb, accumulated in C with 16 independent lanes when both are
@@ -247,10 +344,33 @@ struct MatmulArgs {
   int64_t M, N, K;
 };
 
+// gemm_small on up to nt threads, each with its own slice of c along the longer side.
+template <class T, class C>
+void gemm_small_split(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
+                      int64_t M, int64_t N, int64_t K, int nt) {
+  bool by_rows = M > N;
+  int64_t len = by_rows ? M : N;
+  nt = int(std::min<int64_t>(nt, len));
+  if (nt == 1) {
+    gemm_small(c, ldc, a, sam, sak, b, sbk, sbn, M, N, K);
+    return;
+  }
+#pragma omp parallel for num_threads(nt)
+  for (int t = 0; t < nt; ++t) {
+    int64_t s0 = len * t / nt, s1 = len * (t + 1) / nt;
+    if (by_rows) gemm_small(c + s0 * ldc, ldc, a + s0 * sam, sam, sak, b, sbk, sbn, s1 - s0, N, K);
+    else gemm_small(c + s0, ldc, a, sam, sak, b + s0 * sbn, sbk, sbn, M, s1 - s0, K);
+  }
+}
+
+// Below this many multiply-adds per thread a product uses fewer threads. Waking a thread costs a
+// few microseconds, and on a busy machine a thread of ours may wait for a core for a whole
+// time slice (milliseconds): 2^21 multiply-adds (20-40 us on one core) is worth that risk.
+constexpr int64_t kMinWork = int64_t(1) << 21;
+
 // Floats: out (*batch, M, N) through a compute-type C workspace unless T is C already.
 template <class T, class C>
 void matmul_packed(T* out, const T* a, const T* b, const MatmulArgs& p) {
-  using B = Blocking<C>;
   size_t nd = p.batch.size();
   int64_t nbatch = 1, M = p.M, N = p.N, K = p.K;
   for (int64_t s : p.batch) nbatch *= s;
@@ -261,28 +381,24 @@ void matmul_packed(T* out, const T* a, const T* b, const MatmulArgs& p) {
     workspace.resize(nbatch * M * N);
     c = workspace.data();
   }
-  // Work units: (batch entry, row block, column block). With fewer batch entries than threads,
-  // each product is cut along its longer side so that every thread gets a share.
-  int64_t tm = 1, tn = 1, nt = num_threads();
-  if (nbatch < nt) {
-    int64_t want = ceil_div(nt, nbatch);
-    if (N >= M) tn = std::min(want, ceil_div(N, B::NR));
-    else tm = std::min(want, ceil_div(M, B::MR));
+  int64_t sam = p.a_strides[nd], sak = p.a_strides[nd + 1], sbk = p.b_strides[nd], sbn = p.b_strides[nd + 1];
+  int64_t work = nbatch * M * N * std::max<int64_t>(K, 1);
+  int nt = omp_in_parallel() ? 1 : int(std::clamp<int64_t>(work / kMinWork, 1, num_threads()));
+  auto product = [&](int64_t bi, int threads) {   // batch entry bi on `threads` threads
+    const T* ab = a + p.a_offset + batch_offset(p.batch, p.a_strides, bi);
+    const T* bb = b + p.b_offset + batch_offset(p.batch, p.b_strides, bi);
+    if (M <= kSmall || N <= 4) gemm_small_split(c + bi * M * N, N, ab, sam, sak, bb, sbk, sbn, M, N, K, threads);
+    else gemm(c + bi * M * N, N, ab, sam, sak, bb, sbk, sbn, M, N, K, threads);
+  };
+  // Many products (attention's batch x heads): each thread takes whole products and packs its own
+  // operands, with no barriers at all. A few (3 on 2 threads would leave one thread idle a third of
+  // the time): one after another, each on every thread.
+  if (nt > 1 && nbatch >= nt && (nbatch % nt == 0 || nbatch >= 4 * nt)) {
+#pragma omp parallel for num_threads(nt) schedule(guided)
+    for (int64_t bi = 0; bi < nbatch; ++bi) product(bi, 1);
+  } else {
+    for (int64_t bi = 0; bi < nbatch; ++bi) product(bi, nt);
   }
-  int64_t units = nbatch * tm * tn, unit_flops = M * N * K / (tm * tn) + 1;
-  parallel_for(units, std::max<int64_t>(1, (int64_t(1) << 20) / unit_flops), [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      int64_t bi = u / (tm * tn), ti = u % (tm * tn) / tn, tj = u % tn;
-      int64_t m0 = ceil_div(M, B::MR) * ti / tm * B::MR, m1 = std::min(M, ceil_div(M, B::MR) * (ti + 1) / tm * B::MR);
-      int64_t n0 = ceil_div(N, B::NR) * tj / tn * B::NR, n1 = std::min(N, ceil_div(N, B::NR) * (tj + 1) / tn * B::NR);
-      if (m0 >= m1 || n0 >= n1) continue;
-      const T* ab = a + p.a_offset + batch_offset(p.batch, p.a_strides, bi) + m0 * p.a_strides[nd];
-      const T* bb = b + p.b_offset + batch_offset(p.batch, p.b_strides, bi) + n0 * p.b_strides[nd + 1];
-      auto product = (m1 - m0 <= kSmall || n1 - n0 <= 4) ? gemm_small<T, C> : gemm<T, C>;
-      product(c + bi * M * N + m0 * N + n0, N, ab, p.a_strides[nd], p.a_strides[nd + 1],
-              bb, p.b_strides[nd], p.b_strides[nd + 1], m1 - m0, n1 - n0, K);
-    }
-  });
   if constexpr (!std::is_same_v<T, C>) {
     parallel_for(nbatch * M * N, kGrain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) out[i] = store<T>(c[i]);

@@ -1,0 +1,112 @@
+"""fp32 matmul speed of tinytensor against NumPy (OpenBLAS) and PyTorch, measured in the same run.
+
+Cases: square products at 512, 1024 and 2048; the products of one GPT training step
+(L6 H6 C384 T256 B8 V4096, so 2048 tokens): the linear layers' forward x @ W.T, their input
+gradient g @ W and weight gradient x.T @ g (transposed views, as autograd passes them), and the
+attention's batched products (48 heads x batch) q @ k.T and att @ v. Each case runs on 1 and
+2 threads (NumPy's through threadpoolctl, tinytensor's and PyTorch's through set_num_threads).
+
+Prints one table: case, threads, GFLOP/s of tinytensor, numpy and torch (best of several
+rounds, since the machine is shared and noisy), and tinytensor / other (above 1: tinytensor
+is faster). Run: python bench/bench_matmul.py [--quick] [--threads 1 2] [--only gpt]
+(about 3 minutes on 2 cores; --quick about 1). Not a test: nothing here asserts on time.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import tinytensor as tt
+
+try:
+    import torch
+except ImportError:  # PyTorch is an optional oracle
+    torch = None
+
+
+def best_times(fns: dict, rounds: int = 5, min_time: float = 0.1, settle: float = 0.0) -> dict:
+    """Best seconds per call of each function. The functions take turns within each round, so a
+    burst of load from other work on the machine hits all of them rather than one. `settle` seconds
+    of sleep after each turn let the library's worker threads stop spinning (OpenBLAS's spin for
+    about 0.1 s after a call), which would otherwise steal a core from the next library's threads."""
+    for fn in fns.values():
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            n, start = 0, time.perf_counter()
+            while True:
+                fn()
+                n += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time:
+                    break
+            best[name] = min(best[name], elapsed / n)
+            time.sleep(settle)
+    return best
+
+
+def operands(a_shape, b_shape, form: str, rng):
+    """NumPy operands for `form`: "A@B" contiguous; "A@B.T" / "A.T@B" pass a transposed view."""
+    a_store = a_shape[::-1] if form == "A.T@B" else a_shape
+    b_store = b_shape[:-2] + b_shape[-2:][::-1] if form == "A@B.T" else b_shape
+    a = rng.standard_normal(a_store, dtype=np.float32)
+    b = rng.standard_normal(b_store, dtype=np.float32)
+    return (a.T if form == "A.T@B" else a), (np.swapaxes(b, -1, -2) if form == "A@B.T" else b)
+
+
+def cases(quick: bool):
+    """(name, A shape, B shape, form) for every case; shapes are the logical operand shapes."""
+    out = [(f"square {n}", (n, n), (n, n), "A@B") for n in ((512, 1024) if quick else (512, 1024, 2048))]
+    tokens = 2048
+    for name, c_in, c_out in (("qkv", 384, 1152), ("fc", 384, 1536), ("mlp proj", 1536, 384), ("lm head", 384, 4096)):
+        out.append((f"{name} fwd", (tokens, c_in), (c_in, c_out), "A@B.T"))       # x @ W.T
+        if not quick:
+            out.append((f"{name} dx", (tokens, c_out), (c_out, c_in), "A@B"))    # g @ W
+        out.append((f"{name} dW", (c_in, tokens), (tokens, c_out), "A.T@B"))     # x.T @ g
+    out.append(("attn q@k.T", (48, 256, 64), (48, 64, 256), "A@B.T"))
+    out.append(("attn att@v", (48, 256, 256), (48, 256, 64), "A@B"))
+    return out
+
+
+def bench_case(name, a_shape, b_shape, form, threads: int, rng, rounds: int) -> None:
+    a_np, b_np = operands(a_shape, b_shape, form, rng)
+    a, b = tt.from_numpy(a_np), tt.from_numpy(b_np)
+    fns = {"tt": lambda: a @ b, "np": lambda: a_np @ b_np}
+    if torch is not None:
+        ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
+        fns["torch"] = lambda: ta @ tb
+    tt.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        times = best_times(fns, rounds, settle=0.15 if threads > 1 else 0.0)
+    flops = 2.0 * np.prod(a_shape) * b_shape[-1]
+    g = {k: flops / t / 1e9 for k, t in times.items()}
+    shape = f"{'x'.join(map(str, a_shape))} @ {'x'.join(map(str, b_shape))}"
+    torch_cols = f"{g['torch']:7.1f} {g['tt'] / g['torch']:7.2f}x" if torch else f"{'-':>7} {'-':>8}"
+    print(f"{name:12s} {shape:24s} {form:6s} {threads:2d} {g['tt']:7.1f} {g['np']:7.1f} {torch_cols} "
+          f"{g['tt'] / g['np']:7.2f}x", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="skip 2048 and the dx cases")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
+    p.add_argument("--only", default="", help="run only cases whose name contains this text")
+    p.add_argument("--rounds", type=int, default=5, help="timing rounds per case (the best one counts)")
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"{'case':12s} {'shape':24s} {'form':6s} {'th':>2s} {'tt':>7s} {'numpy':>7s} {'torch':>7s} "
+          f"{'tt/torch':>8s} {'tt/np':>8s}   (GFLOP/s)")
+    for threads in args.threads:
+        for case in cases(args.quick):
+            if args.only in case[0]:
+                bench_case(*case, threads, rng, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
