@@ -336,7 +336,7 @@ def test_storyteller_resumes_exactly(tmp_path, capsys, model):
 # 4096, the last 10% of stories for validation) for REDUCED_STEPS steps, about two minutes on 2 cores.
 REDUCED_STEPS = ["--steps", "150", "--warmup", "20", "--eval-interval", "150", "--ckpt-interval", "150",
                  "--num-samples", "1", "--max-new-tokens", "16"]
-REDUCED_GATE = None  # set from the measured run below
+REDUCED_GATE = 4.8  # measured 4.526 here (the unigram entropy of the data is about 6.04; the full run reaches 3.17)
 
 
 @pytest.mark.slow
