@@ -247,7 +247,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step B")
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False, help="biases (GPT-2 has them)")
-    ap.add_argument("--steps", type=int, default=2000, help="optimizer steps")
+    ap.add_argument("--steps", type=int, default=1600, help="optimizer steps")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr as a fraction of the peak")
     ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
