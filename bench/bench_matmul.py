@@ -2,14 +2,15 @@
 
 Cases: square products at 512, 1024 and 2048; the products of one GPT training step
 (L6 H6 C384 T256 B8 V4096, so 2048 tokens): the linear layers' forward x @ W.T, their input
-gradient g @ W and weight gradient x.T @ g (transposed views, as autograd passes them), and the
-attention's batched products (48 heads x batch) q @ k.T and att @ v. Each case runs on 1 and
-2 threads (NumPy's through threadpoolctl, tinytensor's and PyTorch's through set_num_threads).
+gradient g @ W and weight gradient x.T @ g (transposed views, as autograd passes them), and
+attention's batched q @ k.T and att @ v over 8 x 6 heads, on the views the model passes.
+Each case runs on 1 and 2 threads (NumPy's through threadpoolctl, tinytensor's and PyTorch's
+through set_num_threads).
 
 Prints one table: case, threads, GFLOP/s of tinytensor, numpy and torch (best of several
 rounds, since the machine is shared and noisy), and tinytensor / other (above 1: tinytensor
-is faster). Run: python bench/bench_matmul.py [--quick] [--threads 1 2] [--only gpt]
-(about 3 minutes on 2 cores; --quick about 1). Not a test: nothing here asserts on time.
+is faster). Run: python bench/bench_matmul.py [--quick] [--threads 1 2] [--only attn]
+(about 4 minutes on 2 cores; --quick about 2). Not a test: nothing here asserts on time.
 """
 from __future__ import annotations
 
@@ -50,7 +51,16 @@ def best_times(fns: dict, rounds: int = 5, min_time: float = 0.1, settle: float 
 
 
 def operands(a_shape, b_shape, form: str, rng):
-    """NumPy operands for `form`: "A@B" contiguous; "A@B.T" / "A.T@B" pass a transposed view."""
+    """NumPy operands for `form`: "A@B" contiguous; "A@B.T" / "A.T@B" pass a transposed view;
+    "heads" passes attention's views, as the GPT makes them: q, k and v are (B, nh, T, hs) views of
+    the (B, T, 3C) output of c_attn (so q @ k.T reads k transposed), and att is contiguous."""
+    if form == "heads":
+        B, nh, T, hs = a_shape if a_shape[-1] != a_shape[-2] else b_shape
+        qkv = rng.standard_normal((B, T, 3 * nh * hs), dtype=np.float32)
+        q, k, v = (x.reshape(B, T, nh, hs).transpose(0, 2, 1, 3) for x in np.split(qkv, 3, axis=2))
+        if a_shape[-1] == hs:   # q @ k.T
+            return q, np.swapaxes(k, -1, -2)
+        return rng.standard_normal(a_shape, dtype=np.float32), v   # att @ v
     a_store = a_shape[::-1] if form == "A.T@B" else a_shape
     b_store = b_shape[:-2] + b_shape[-2:][::-1] if form == "A@B.T" else b_shape
     a = rng.standard_normal(a_store, dtype=np.float32)
@@ -67,8 +77,8 @@ def cases(quick: bool):
         if not quick:
             out.append((f"{name} dx", (tokens, c_out), (c_out, c_in), "A@B"))    # g @ W
         out.append((f"{name} dW", (c_in, tokens), (tokens, c_out), "A.T@B"))     # x.T @ g
-    out.append(("attn q@k.T", (48, 256, 64), (48, 64, 256), "A@B.T"))
-    out.append(("attn att@v", (48, 256, 256), (48, 256, 64), "A@B"))
+    out.append(("attn q@k.T", (8, 6, 256, 64), (8, 6, 64, 256), "heads"))
+    out.append(("attn att@v", (8, 6, 256, 256), (8, 6, 256, 64), "heads"))
     return out
 
 
@@ -86,9 +96,9 @@ def bench_case(name, a_shape, b_shape, form, threads: int, rng, rounds: int) -> 
         times = best_times(fns, rounds, settle=0.15 if threads > 1 else 0.0)
     flops = 2.0 * np.prod(a_shape) * b_shape[-1]
     g = {k: flops / t / 1e9 for k, t in times.items()}
-    shape = f"{'x'.join(map(str, a_shape))} @ {'x'.join(map(str, b_shape))}"
+    shape = f"{'x'.join(map(str, a_shape))}@{'x'.join(map(str, b_shape))}"
     torch_cols = f"{g['torch']:7.1f} {g['tt'] / g['torch']:7.2f}x" if torch else f"{'-':>7} {'-':>8}"
-    print(f"{name:12s} {shape:24s} {form:6s} {threads:2d} {g['tt']:7.1f} {g['np']:7.1f} {torch_cols} "
+    print(f"{name:12s} {shape:26s} {form:6s} {threads:2d} {g['tt']:7.1f} {g['np']:7.1f} {torch_cols} "
           f"{g['tt'] / g['np']:7.2f}x", flush=True)
 
 
@@ -100,7 +110,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="timing rounds per case (the best one counts)")
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{'case':12s} {'shape':24s} {'form':6s} {'th':>2s} {'tt':>7s} {'numpy':>7s} {'torch':>7s} "
+    print(f"{'case':12s} {'shape':26s} {'form':6s} {'th':>2s} {'tt':>7s} {'numpy':>7s} {'torch':>7s} "
           f"{'tt/torch':>8s} {'tt/np':>8s}   (GFLOP/s)")
     for threads in args.threads:
         for case in cases(args.quick):

@@ -113,6 +113,18 @@ void edge_tile(int64_t kc, const C* ap, const C* bp, C* c, int64_t ldc, int64_t 
     for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + edge[i * NR + j] : edge[i * NR + j];
 }
 
+// Lanes i0..i3 of the 8-lane concatenation of x and y (vectors of 4 C). GCC before 12 has only
+// __builtin_shuffle, clang only __builtin_shufflevector.
+template <class C, int i0, int i1, int i2, int i3, class V4>
+inline V4 shuffle4(V4 x, V4 y) {
+#if defined(__clang__) || __GNUC__ >= 12
+  return __builtin_shufflevector(x, y, i0, i1, i2, i3);
+#else
+  typedef std::conditional_t<sizeof(C) == 4, int32_t, int64_t> I __attribute__((vector_size(sizeof(V4))));
+  return __builtin_shuffle(x, y, I{i0, i1, i2, i3});
+#endif
+}
+
 // Four lanes, each contiguous along k and si apart, into dst[k * R + 0..3] for k < kc: 4 x 4
 // blocks are transposed in registers (8 shuffles), so that both the loads and the stores are
 // 4-wide; element by element, the scattered stores would cost a cycle each.
@@ -127,12 +139,12 @@ void pack_4_lanes(C* __restrict dst, const T* s, int64_t si, int64_t kc) {
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
     V4 r0 = row(0, k), r1 = row(1, k), r2 = row(2, k), r3 = row(3, k);
-    V4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
-    V4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
-    store_vec(dst + (k + 0) * R, __builtin_shufflevector(t0, t2, 0, 1, 4, 5));   // lanes 0-3 at depth k
-    store_vec(dst + (k + 1) * R, __builtin_shufflevector(t0, t2, 2, 3, 6, 7));
-    store_vec(dst + (k + 2) * R, __builtin_shufflevector(t1, t3, 0, 1, 4, 5));
-    store_vec(dst + (k + 3) * R, __builtin_shufflevector(t1, t3, 2, 3, 6, 7));
+    V4 t0 = shuffle4<C, 0, 4, 1, 5>(r0, r1), t1 = shuffle4<C, 2, 6, 3, 7>(r0, r1);   // r0[0] r1[0] r0[1] r1[1]...
+    V4 t2 = shuffle4<C, 0, 4, 1, 5>(r2, r3), t3 = shuffle4<C, 2, 6, 3, 7>(r2, r3);
+    store_vec(dst + (k + 0) * R, shuffle4<C, 0, 1, 4, 5>(t0, t2));   // lanes 0-3 at depth k
+    store_vec(dst + (k + 1) * R, shuffle4<C, 2, 3, 6, 7>(t0, t2));
+    store_vec(dst + (k + 2) * R, shuffle4<C, 0, 1, 4, 5>(t1, t3));
+    store_vec(dst + (k + 3) * R, shuffle4<C, 2, 3, 6, 7>(t1, t3));
   }
   for (; k < kc; ++k)
     for (int l = 0; l < 4; ++l) dst[k * R + l] = C(load(s[l * si + k]));
@@ -164,8 +176,10 @@ void pack(C* __restrict dst, const T* src, int64_t si, int64_t sk, int64_t n, in
   }
   for (int64_t i0 = 0; i0 < n; i0 += R, src += R * si, dst += kc * R) {
     int64_t r = std::min<int64_t>(R, n - i0), l = 0;
-    if (sk == 1 && R % 4 == 0)
-      for (; l + 4 <= r; l += 4) pack_4_lanes<R>(dst + l, src + l * si, si, kc);
+    if constexpr (R % 4 == 0 && 4 * sizeof(C) <= kVecBytes) {   // whole 4-lane vectors fit the SIMD unit
+      if (sk == 1)
+        for (; l + 4 <= r; l += 4) pack_4_lanes<R>(dst + l, src + l * si, si, kc);
+    }
     for (; l < r; ++l)
       for (int64_t k = 0; k < kc; ++k) dst[k * R + l] = C(load(src[l * si + k * sk]));
     for (int64_t k = 0; k < kc && r < R; ++k) std::fill(dst + k * R + r, dst + k * R + R, C(0));
@@ -174,12 +188,21 @@ void pack(C* __restrict dst, const T* src, int64_t si, int64_t sk, int64_t n, in
 
 // c (mc, nc) with row stride ldc [+]= packed A block (mc, kc) @ packed B panel (kc, nc).
 // Each B micro-panel is loaded once and reused against every A micro-panel of the block.
+// The next B micro-panel usually sits in L3, and the first tile to use it would wait for all of
+// it at once; so every tile of the current one prefetches its share of the next, into L1.
 template <class C>
 void macro_kernel(C* c, int64_t ldc, const C* apack, const C* bpack, int64_t mc, int64_t nc, int64_t kc,
                   bool accumulate) {
   constexpr int MR = Blocking<C>::MR, NR = Blocking<C>::NR;
+  constexpr int64_t kLine = 64 / sizeof(C);   // elements per cache line
+  int64_t lines = NR * kc / kLine, per_tile = ceil_div(lines, ceil_div(mc, MR));
   for (int64_t jr = 0; jr < nc; jr += NR) {
+    const C* next = bpack + (jr + NR) * kc;   // micro-panels are contiguous in bpack
     for (int64_t ir = 0; ir < mc; ir += MR) {
+      if (jr + NR < nc) {
+        int64_t l0 = ir / MR * per_tile, l1 = std::min(lines, l0 + per_tile);
+        for (int64_t l = l0; l < l1; ++l) __builtin_prefetch(next + l * kLine);
+      }
       const C* ap = apack + ir * kc;
       const C* bp = bpack + jr * kc;
       C* tile = c + ir * ldc + jr;
