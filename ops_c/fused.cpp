@@ -57,7 +57,7 @@ template <class T> void softmax_t(T* out, const T* x, int64_t rows, int64_t n, b
     for (int64_t r = r0; r < r1; ++r) {
       const C* xr = read(x + r * n, n);
       T* o = out + r * n;
-      C m = max_of(xr, n);
+      C m = max_of<C>(n, [&](int64_t i) { return xr[i]; });
       for (int64_t i = 0; i < n; ++i) e[i] = exp_c(xr[i] - m);
       C s = sum_of<C>(n, [&](int64_t i) { return e[i]; });
       if (log) {
@@ -109,7 +109,7 @@ template <class T> void cross_entropy_t(T* loss, T* dlogits, const T* x, const i
         continue;
       }
       const C* xr = read(x + r * n, n);
-      C m = max_of(xr, n);
+      C m = max_of<C>(n, [&](int64_t i) { return xr[i]; });
       for (int64_t i = 0; i < n; ++i) e[i] = exp_c(xr[i] - m);
       C s = sum_of<C>(n, [&](int64_t i) { return e[i]; });
       C lse = m + log_c(s);

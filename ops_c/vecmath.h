@@ -122,9 +122,8 @@ template <class C, class Op, class F> C fold(int64_t n, C init, const Op& op, co
 template <class C, class F> C sum_of(int64_t n, const F& value) {
   return fold<C>(n, C(0), [](C a, C b) { return a + b; }, value);
 }
-template <class C> C max_of(const C* x, int64_t n) {
-  return fold<C>(n, -std::numeric_limits<C>::infinity(), [](C a, C b) { return a > b ? a : b; },
-                 [x](int64_t i) { return x[i]; });
+template <class C, class F> C max_of(int64_t n, const F& value) {
+  return fold<C>(n, -std::numeric_limits<C>::infinity(), [](C a, C b) { return a > b ? a : b; }, value);
 }
 
 }  // namespace tt

@@ -87,9 +87,9 @@ class CrossEntropy(Function):
     mean, so the usual loss.backward() finds it ready.
     """
 
-    def forward(self, x, target, ignore_index: int, smoothing: float, reduction: str):
+    def forward(self, x, target, ignore_index: int, smoothing: float, reduction: str, count: int):
+        """count: the divisor of a mean (the targets that are not ignore_index); 1 for the other reductions."""
         rows, n = _rows(x)
-        count = (target != ignore_index).sum().item() if reduction == "mean" else 1
         loss = x._new_empty((rows,))
         dlogits = x._new_empty(x.shape) if x.requires_grad and is_grad_enabled() else None
         x._be.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,

@@ -107,9 +107,7 @@ class Tensor:
         elif not isinstance(dtype, dt.DType):
             dtype = dt.as_dtype(dtype)
         view = View.contiguous(shape)
-        device = self._buf.device
-        be = _LOADED_BACKENDS.get(device) or get_backend(device)
-        return Tensor._make(Buffer(be.empty(view.numel, dtype), device), view, dtype)
+        return Tensor._make(Buffer(self._be.empty(view.numel, dtype), self._buf.device), view, dtype)
 
     def _broadcast(self, shape) -> "Tensor":
         """expand() to a shape already checked by broadcast_shapes; no graph node unless one is needed."""

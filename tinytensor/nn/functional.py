@@ -231,7 +231,8 @@ def _cross_entropy_fused(x, target, ignore_index, reduction, smoothing):
     out_of_range = ((t < 0) | (t >= C)) & valid
     if t.numel() and out_of_range.any().item():  # the kernel trusts its targets
         raise IndexError(f"cross_entropy: target {t[out_of_range][0].item()} is out of bounds for {C} classes")
-    loss = fused.CrossEntropy.apply(x2, t, ignore_index, smoothing, reduction)
+    count = valid.sum().item() if reduction == "mean" else 1
+    loss = fused.CrossEntropy.apply(x2, t, ignore_index, smoothing, reduction, count)
     if reduction != "none":
         return loss
     return loss.squeeze(0) if unbatched else loss.reshape(tuple(target.shape))
