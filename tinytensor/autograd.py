@@ -12,11 +12,15 @@ import contextlib
 import functools
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True  # grad mode, per thread
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set_enabled(mode: bool) -> None:
@@ -78,10 +82,13 @@ class Function:
     wants a gradient, or None.
     """
 
-    _freed, retained, _saved = False, None, ()  # defaults, so a node that records nothing costs nothing
+    # defaults, so a node that records nothing costs nothing; _recording is set by apply() before
+    # forward runs, when the output will be part of a graph
+    _freed, _recording, retained, _saved = False, False, None, ()
 
     def save_for_backward(self, *tensors) -> None:
-        self._saved = tuple((t, t._buf.version) if t is not None else None for t in tensors)
+        if self._recording:  # forward without a graph: nothing will ever read them
+            self._saved = tuple((t, t._buf.version) if t is not None else None for t in tensors)
 
     @property
     def name(self) -> str:
@@ -110,13 +117,13 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = cls()
+        if _state.enabled:
+            for a in args:  # a plain loop: this runs for every op, and most ops record nothing
+                if getattr(a, "requires_grad", False):
+                    ctx._recording = True
+                    break
         out = ctx.forward(*args, **kwargs)
-        if not is_grad_enabled():
-            return out
-        for a in args:  # a plain loop: this runs for every op, and most ops record nothing
-            if getattr(a, "requires_grad", False):
-                break
-        else:
+        if not ctx._recording:
             return out
         inputs = [a for a in args if hasattr(a, "_buf")]  # the Tensor arguments
         ctx.next = tuple((t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in inputs)

@@ -46,14 +46,16 @@ UNARY_GRADS = {
 
 class Unary(Function):
     def forward(self, x, op):
-        order = None if x._view.is_contiguous() else x._view.dense_order()
-        xv = x._view if order is None else x._view.permute(order)  # walk a permuted block in memory order
+        xv = x._view
+        order = None if xv.is_contiguous() else xv.dense_order()
+        if order is not None:  # walk a permuted block in memory order
+            xv = xv.permute(order)
         out = x._new_empty(xv.shape, x.dtype if op != "logical_not" else "bool")
-        x._be.unary(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype)
+        x._buf.backend.unary(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype)
         if order is not None:  # the output keeps the input's layout (PyTorch's preserve_format)
             out = out._with_view(out._view.permute(sorted(range(len(order)), key=order.__getitem__)))
         self.op = op
-        if op in UNARY_GRADS:
+        if self._recording and op in UNARY_GRADS:
             self.save_for_backward(x, out)
         return out
 
@@ -87,10 +89,11 @@ BINARY_GRADS = {
 
 class Binary(Function):
     def forward(self, a, b, op, out_dtype):
-        out = a._new_empty(a.shape, out_dtype)
-        a._be.binary(op, out._buf.data, out.dtype, a._buf.data, a._view, b._buf.data, b._view, a.dtype)
+        av = a._view
+        out = a._new_empty(av.shape, out_dtype)
+        a._buf.backend.binary(op, out._buf.data, out_dtype, a._buf.data, av, b._buf.data, b._view, a.dtype)
         self.op = op
-        if op not in ("add", "sub") and op in BINARY_GRADS:
+        if self._recording and op not in ("add", "sub") and op in BINARY_GRADS:
             self.save_for_backward(a, b, out if op == "pow" else None)
         return out
 
@@ -104,7 +107,7 @@ class Binary(Function):
 class Where(Function):
     def forward(self, cond, a, b):
         out = a._new_empty(a.shape, a.dtype)
-        a._be.where(out._buf.data, a.dtype, cond._buf.data, cond._view, a._buf.data, a._view, b._buf.data, b._view)
+        a._buf.backend.where(out._buf.data, a.dtype, cond._buf.data, cond._view, a._buf.data, a._view, b._buf.data, b._view)
         self.save_for_backward(cond)
         return out
 
@@ -124,7 +127,7 @@ class Reduce(Function):
         xv = x._view.permute(keep + list(dims))
         out_shape = tuple(x.shape[d] for d in keep)
         out = x._new_empty(out_shape, out_dtype)
-        x._be.reduce(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype, len(dims))
+        x._buf.backend.reduce(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype, len(dims))
         self.op, self.dims, self.in_shape = op, dims, x.shape
         if keepdim:
             out = out._with_view(View.contiguous(tuple(1 if d in dims else n for d, n in enumerate(x.shape))))
@@ -153,9 +156,9 @@ class Matmul(Function):
     def forward(self, a, b):
         out = a._new_empty(a.shape[:-1] + b.shape[-1:], a.dtype)
         if out.numel() == 0 or a.shape[-1] == 0:  # nothing to multiply: an empty or all-zero result
-            out._be.fill(out._buf.data, out._view, out.dtype, 0)
+            out._buf.backend.fill(out._buf.data, out._view, out.dtype, 0)
         else:
-            a._be.matmul(out._buf.data, a.dtype, a._buf.data, a._view, b._buf.data, b._view)
+            a._buf.backend.matmul(out._buf.data, a.dtype, a._buf.data, a._view, b._buf.data, b._view)
         self.save_for_backward(a, b)
         return out
 
@@ -171,7 +174,7 @@ class Copy(Function):
 
     def forward(self, x, dtype):
         out = x._new_empty(x.shape, dtype)
-        x._be.copy(out._buf.data, out._view, dtype, x._buf.data, x._view, x.dtype)
+        x._buf.backend.copy(out._buf.data, out._view, dtype, x._buf.data, x._view, x.dtype)
         self.in_dtype = x.dtype
         return out
 
@@ -242,7 +245,7 @@ class ViewOf(Function):
 class Gather(Function):
     def forward(self, x, dim, idx):
         out = x._new_empty(idx.shape, x.dtype)
-        x._be.gather(out._buf.data, x.dtype, x._buf.data, x._view, dim, idx._buf.data, idx._view)
+        x._buf.backend.gather(out._buf.data, x.dtype, x._buf.data, x._view, dim, idx._buf.data, idx._view)
         self.dim, self.in_shape = dim, x.shape
         self.save_for_backward(idx)
         return out
@@ -257,7 +260,7 @@ class ScatterAdd(Function):
 
     def forward(self, x, dim, idx, src):
         out = x.clone_data()
-        x._be.scatter_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
+        x._buf.backend.scatter_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
         self.dim = dim
         self.save_for_backward(idx)
         return out
@@ -271,7 +274,7 @@ class IndexSelect(Function):
     def forward(self, x, dim, idx):
         shape = x.shape[:dim] + (idx.numel(),) + x.shape[dim + 1:]
         out = x._new_empty(shape, x.dtype)
-        x._be.index_select(out._buf.data, x.dtype, x._buf.data, x._view, dim, idx._buf.data, idx._view)
+        x._buf.backend.index_select(out._buf.data, x.dtype, x._buf.data, x._view, dim, idx._buf.data, idx._view)
         self.dim, self.in_shape = dim, x.shape
         self.save_for_backward(idx)
         return out
@@ -286,7 +289,7 @@ class IndexAdd(Function):
 
     def forward(self, x, dim, idx, src):
         out = x.clone_data()
-        x._be.index_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
+        x._buf.backend.index_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
         self.dim = dim
         self.save_for_backward(idx)
         return out

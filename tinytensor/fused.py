@@ -16,11 +16,15 @@ import threading
 from .autograd import Function, is_grad_enabled
 from .dtype import float32, float64
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True  # per thread
+
+
+_state = _State()
 
 
 def enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 @contextlib.contextmanager
@@ -68,7 +72,7 @@ class Softmax(Function):
 
     def forward(self, x, log: bool):
         out = x._new_empty(x.shape)
-        x._be.softmax(_flat(out), x.dtype, _flat(x), *_rows(x), log)
+        x._buf.backend.softmax(_flat(out), x.dtype, _flat(x), *_rows(x), log)
         self.log = log
         self.save_for_backward(out)
         return out
@@ -76,7 +80,7 @@ class Softmax(Function):
     def backward(self, g):
         (y,) = self.saved_tensors
         gx = y._new_empty(y.shape)
-        y._be.softmax_backward(_flat(gx), y.dtype, _flat(y), _flat(g), *_rows(y), self.log)
+        y._buf.backend.softmax_backward(_flat(gx), y.dtype, _flat(y), _flat(g), *_rows(y), self.log)
         return gx
 
 
@@ -92,7 +96,7 @@ class CrossEntropy(Function):
         rows, n = _rows(x)
         loss = x._new_empty((rows,))
         dlogits = x._new_empty(x.shape) if x.requires_grad and is_grad_enabled() else None
-        x._be.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,
+        x._buf.backend.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,
                             ignore_index, smoothing, 1.0 / count if count else 0.0)
         self.reduced = reduction != "none"
         self.save_for_backward(dlogits)
@@ -113,7 +117,7 @@ class LayerNorm(Function):
     def forward(self, x, weight, bias, eps: float):
         rows, n = _rows(x)
         out, mean, rstd = x._new_empty(x.shape), _stats(x, (rows,)), _stats(x, (rows,))
-        x._be.layer_norm(_flat(out), _flat(mean), _flat(rstd), x.dtype, _flat(x), _flat(weight), _flat(bias),
+        x._buf.backend.layer_norm(_flat(out), _flat(mean), _flat(rstd), x.dtype, _flat(x), _flat(weight), _flat(bias),
                          rows, n, eps)
         self.has = (weight is not None, bias is not None)
         self.save_for_backward(x, weight, mean, rstd)
@@ -124,7 +128,7 @@ class LayerNorm(Function):
         gx = x._new_empty(x.shape)
         gw = x._new_empty(x.shape[-1:]) if self.has[0] else None
         gb = x._new_empty(x.shape[-1:]) if self.has[1] else None
-        x._be.layer_norm_backward(_flat(gx), _flat(gw), _flat(gb), x.dtype, _flat(g), _flat(x), _flat(mean),
+        x._buf.backend.layer_norm_backward(_flat(gx), _flat(gw), _flat(gb), x.dtype, _flat(g), _flat(x), _flat(mean),
                                   _flat(rstd), _flat(weight), *_rows(x))
         return tuple(t for t, keep in ((gx, True), (gw, self.has[0]), (gb, self.has[1])) if keep)
 
@@ -135,7 +139,7 @@ class RMSNorm(Function):
     def forward(self, x, weight, eps: float):
         rows, n = _rows(x)
         out, rstd = x._new_empty(x.shape), _stats(x, (rows,))
-        x._be.rms_norm(_flat(out), _flat(rstd), x.dtype, _flat(x), _flat(weight), rows, n, eps)
+        x._buf.backend.rms_norm(_flat(out), _flat(rstd), x.dtype, _flat(x), _flat(weight), rows, n, eps)
         self.has_weight = weight is not None
         self.save_for_backward(x, weight, rstd)
         return out
@@ -144,7 +148,7 @@ class RMSNorm(Function):
         x, weight, rstd = self.saved_tensors
         gx = x._new_empty(x.shape)
         gw = x._new_empty(x.shape[-1:]) if self.has_weight else None
-        x._be.rms_norm_backward(_flat(gx), _flat(gw), x.dtype, _flat(g), _flat(x), _flat(rstd), _flat(weight),
+        x._buf.backend.rms_norm_backward(_flat(gx), _flat(gw), x.dtype, _flat(g), _flat(x), _flat(rstd), _flat(weight),
                                 *_rows(x))
         return (gx, gw) if self.has_weight else gx
 
@@ -154,7 +158,7 @@ class GELU(Function):
 
     def forward(self, x, tanh: bool):
         out = x._new_empty(x.shape)
-        x._be.gelu(_flat(out), x.dtype, _flat(x), x.numel(), tanh)
+        x._buf.backend.gelu(_flat(out), x.dtype, _flat(x), x.numel(), tanh)
         self.tanh = tanh
         self.save_for_backward(x)
         return out
@@ -162,7 +166,7 @@ class GELU(Function):
     def backward(self, g):
         (x,) = self.saved_tensors
         gx = x._new_empty(x.shape)
-        x._be.gelu_backward(_flat(gx), x.dtype, _flat(g), _flat(x), x.numel(), self.tanh)
+        x._buf.backend.gelu_backward(_flat(gx), x.dtype, _flat(g), _flat(x), x.numel(), self.tanh)
         return gx
 
 
@@ -174,7 +178,7 @@ class Attention(Function):
         s = k.shape[-2]
         bh = q.numel() // (t * d)
         out, lse = q._new_empty(q.shape), _stats(q, (bh, t))
-        q._be.attention(_flat(out), _flat(lse), q.dtype, _flat(q), _flat(k), _flat(v), bh, t, s, d, scale, causal)
+        q._buf.backend.attention(_flat(out), _flat(lse), q.dtype, _flat(q), _flat(k), _flat(v), bh, t, s, d, scale, causal)
         self.args = (bh, t, s, d, scale, causal)
         self.save_for_backward(q, k, v, out, lse)
         return out
@@ -182,7 +186,7 @@ class Attention(Function):
     def backward(self, g):
         q, k, v, out, lse = self.saved_tensors
         gq, gk, gv = q._new_empty(q.shape), k._new_empty(k.shape), v._new_empty(v.shape)
-        q._be.attention_backward(_flat(gq), _flat(gk), _flat(gv), q.dtype, _flat(g), _flat(q), _flat(k), _flat(v),
+        q._buf.backend.attention_backward(_flat(gq), _flat(gk), _flat(gv), q.dtype, _flat(g), _flat(q), _flat(k), _flat(v),
                                  _flat(out), _flat(lse), *self.args)
         return gq, gk, gv
 
@@ -191,7 +195,7 @@ def adamw_(params, grads, exp_avgs, exp_avg_sqs, lr: float, beta1: float, beta2:
            weight_decay: float, step: int) -> None:
     """One AdamW step in place over contiguous tensors of one dtype and device (no graph, no checks)."""
     p0 = params[0]
-    p0._be.adamw([_flat(p) for p in params], [_flat(g) for g in grads], [_flat(m) for m in exp_avgs],
+    p0._buf.backend.adamw([_flat(p) for p in params], [_flat(g) for g in grads], [_flat(m) for m in exp_avgs],
                  [_flat(v) for v in exp_avg_sqs], p0.dtype, lr, beta1, beta2, eps, weight_decay, step)
     for t in (*params, *exp_avgs, *exp_avg_sqs):
         t._buf.version += 1

@@ -9,6 +9,7 @@ backward code. Differences from PyTorch are noted in the docstrings.
 from __future__ import annotations
 
 import math
+from math import prod
 from typing import Optional
 
 import numpy as np
@@ -18,7 +19,7 @@ from . import functions as F
 from . import fused
 from . import indexing
 from .autograd import is_grad_enabled, run_backward
-from .backend import _loaded as _LOADED_BACKENDS, get as get_backend
+from .backend import get as get_backend
 from .backend.base import Buffer, COMPARE_OPS, LOGICAL_OPS
 from .device import as_device, device as Device
 from .view import View, broadcast_shapes, normalize_dim
@@ -81,20 +82,19 @@ class Tensor:
     def _from_numpy(cls, array: np.ndarray, device: str = "cpu") -> "Tensor":
         """Wrap (sharing memory) a NumPy array of a supported dtype; any strides are kept."""
         dtype = dt.from_numpy_dtype(array.dtype)
+        be = get_backend(device)
         item = array.itemsize
-        if array.size == 0:
-            flat = np.ascontiguousarray(array).reshape(-1)
-            return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View.contiguous(array.shape), dtype)
+        if array.flags.c_contiguous:
+            return cls._make(Buffer(be.from_numpy(array.reshape(-1)), device, be), View.contiguous(array.shape), dtype)
         if all(s % item == 0 for s in array.strides):
             # storage: a flat window over exactly the memory the array spans (any strides, 0-d, F order)
             strides = tuple(s // item for s in array.strides)
             lowest = array[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides) + (Ellipsis,)]
             lo, hi = View(array.shape, strides, 0).span()
             flat = np.lib.stride_tricks.as_strided(lowest, shape=(hi - lo,), strides=(item,))
-            return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View(array.shape, strides, -lo),
-                             dtype)
+            return cls._make(Buffer(be.from_numpy(flat), device, be), View(array.shape, strides, -lo), dtype)
         flat = np.ascontiguousarray(array).reshape(-1)
-        return cls._make(Buffer(get_backend(device).from_numpy(flat), device), View.contiguous(array.shape), dtype)
+        return cls._make(Buffer(be.from_numpy(flat), device, be), View.contiguous(array.shape), dtype)
 
     @classmethod
     def _from_data(cls, data, dtype: Optional[dt.DType] = None, device: str = "cpu") -> "Tensor":
@@ -102,12 +102,18 @@ class Tensor:
         return cls._from_numpy(np.array(_infer_np(data, dtype), copy=True, order="C"), device)
 
     def _new_empty(self, shape, dtype=None) -> "Tensor":
+        """A new contiguous tensor on this one's device (on the path of every op: kept lean)."""
         if dtype is None:
             dtype = self.dtype
-        elif not isinstance(dtype, dt.DType):
+        elif dtype.__class__ is not dt.DType:
             dtype = dt.as_dtype(dtype)
         view = View.contiguous(shape)
-        return Tensor._make(Buffer(self._be.empty(view.numel, dtype), self._buf.device), view, dtype)
+        buf = self._buf
+        be = buf.backend
+        t = object.__new__(Tensor)
+        t._buf, t._view, t.dtype, t._base = Buffer(be.empty(prod(shape), dtype), buf.device, be), view, dtype, None
+        t.requires_grad, t.grad, t.grad_fn = False, None, None
+        return t
 
     def _broadcast(self, shape) -> "Tensor":
         """expand() to a shape already checked by broadcast_shapes; no graph node unless one is needed."""
@@ -128,12 +134,8 @@ class Tensor:
         Built directly, as it sits on the path of every `x * 0.5`."""
         data = np.array((value,)).astype(dtype.np)
         view = _SCALAR_VIEW if not shape else View(shape, (0,) * len(shape), 0)
-        return Tensor._make(Buffer(self._be.from_numpy(data), self._buf.device), view, dtype)
-
-    @property
-    def _be(self):
-        be = _LOADED_BACKENDS.get(self._buf.device)  # a dict lookup on the path of every op
-        return be if be is not None else get_backend(self._buf.device)
+        buf = self._buf
+        return Tensor._make(Buffer(buf.backend.from_numpy(data), buf.device, buf.backend), view, dtype)
 
     # ---- metadata --------------------------------------------------------------------------
 
@@ -184,7 +186,7 @@ class Tensor:
         """A NumPy array sharing memory with this tensor (on the CPU)."""
         if self.requires_grad:
             raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
-        return self._be.to_numpy(self._buf.data, self._view, self.dtype)
+        return self._buf.backend.to_numpy(self._buf.data, self._view, self.dtype)
 
     def __array__(self, dtype=None, copy=None):
         a = self.detach().numpy()
@@ -276,7 +278,7 @@ class Tensor:
 
         def forward(self, x, device):
             self.src_device = x._buf.device
-            host = x._be.to_numpy(x._buf.data, x._view, x.dtype)
+            host = x._buf.backend.to_numpy(x._buf.data, x._view, x.dtype)
             return Tensor._from_numpy(host if host.flags.c_contiguous else host.copy(), device)
 
         def backward(self, g):
@@ -327,10 +329,10 @@ class Tensor:
     def _write(self, src: "Tensor") -> None:
         """Copy src (broadcast, cast) into this tensor's view. No autograd; bumps the version."""
         if not isinstance(src, Tensor):
-            self._be.fill(self._buf.data, self._view, self.dtype, src)
+            self._buf.backend.fill(self._buf.data, self._view, self.dtype, src)
         else:
             sv = src._view if src.shape == self.shape else src._view.expand(self.shape)
-            self._be.copy(self._buf.data, self._view, self.dtype, src._buf.data, sv, src.dtype)
+            self._buf.backend.copy(self._buf.data, self._view, self.dtype, src._buf.data, sv, src.dtype)
         self._buf.version += 1
 
     # ---- creation helpers bound to a tensor ------------------------------------------------------
@@ -343,7 +345,7 @@ class Tensor:
 
     def new_full(self, shape, fill_value, dtype=None) -> "Tensor":
         out = self._new_empty(tuple(shape), dtype)
-        out._be.fill(out._buf.data, out._view, out.dtype, fill_value)
+        out._buf.backend.fill(out._buf.data, out._view, out.dtype, fill_value)
         return out
 
     def new_empty(self, shape, dtype=None) -> "Tensor":
@@ -929,7 +931,7 @@ class Tensor:
             d = normalize_dim(dim, self.ndim, "scatter_add_")
             index = self._check_index(index, self.shape[d], "scatter_add_")
             src = src.to(self.dtype)
-            self._be.scatter_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
+            self._buf.backend.scatter_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
                                  src._buf.data, src._view)
             self._buf.version += 1
             return self
@@ -940,7 +942,7 @@ class Tensor:
             d = normalize_dim(dim, self.ndim, "index_add_")
             index = self._check_index(index, self.shape[d], "index_add_").reshape(-1)
             source = (source if alpha == 1 else source * alpha).to(self.dtype)
-            self._be.index_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
+            self._buf.backend.index_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
                                source._buf.data, source._view)
             self._buf.version += 1
             return self

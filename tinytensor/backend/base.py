@@ -64,13 +64,14 @@ FUSED = {
 class Buffer:
     """Flat storage shared by a tensor and all its views, with the version counter for autograd.
 
+    `data` is the backend's flat array, `backend` the module whose primitives compute on it.
     `version` increases on every in-place write, so backward can tell a saved tensor was modified.
     """
 
-    __slots__ = ("data", "device", "version", "__weakref__")
+    __slots__ = ("data", "device", "backend", "version", "__weakref__")
 
-    def __init__(self, data, device: str):
-        self.data, self.device, self.version = data, device, 0
+    def __init__(self, data, device: str, backend):
+        self.data, self.device, self.backend, self.version = data, device, backend, 0
 
     @property
     def numel(self) -> int:
