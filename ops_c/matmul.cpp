@@ -10,7 +10,8 @@
 // The micro-kernel uses GCC vector extensions sized for the widest SIMD unit the compiler
 // targets (AVX-512, AVX or SSE), so it is portable C++ that compiles to FMA instructions.
 // float16/bfloat16 are packed into float32 and accumulated in a float32 workspace; integer
-// dtypes use a plain loop. Threads split a batch of many products, or the row blocks of one.
+// dtypes use a plain loop. Threads split a batch of many products, or the row blocks of one (its
+// columns when it has few rows).
 // Left out: a hand-scheduled assembly kernel, run-time CPU dispatch (we build for the host), and
 // a no-packing kernel for tiny matrices (there, Python's per-op overhead dominates anyway).
 #include <algorithm>
@@ -234,6 +235,7 @@ void team_for(bool team, int64_t n, const F& body) {
 // our threads for milliseconds, every wait is expensive. There are a multiple of nt A blocks of
 // nearly equal height, so that the threads finish together when both run at full speed.
 // (The wait after packing is why this is a raw OpenMP team rather than parallel_for.)
+// With too few rows for an A block per thread, the threads split the columns instead.
 // A B larger than BPACK elements goes in parts of ng columns x kg rows, one after another.
 template <class T, class C>
 void gemm(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
@@ -246,8 +248,21 @@ void gemm(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, i
     return;
   }
   int64_t mtiles = ceil_div(M, MR);
-  nt = int(std::min<int64_t>(nt, mtiles));
   int64_t nblocks = std::min(mtiles, ceil_div(ceil_div(mtiles, B::MC / MR), nt) * nt);
+  if (nt > 1 && nblocks <= nt) {
+    // Too few rows for every thread to have an A block of its own (the products of generation,
+    // one short sequence): split the columns instead. Each thread packs its own share of B and
+    // all of A, which is small, and no thread waits for another before the end.
+    int64_t panels = ceil_div(N, NR);
+    nt = int(std::min<int64_t>(nt, panels));
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t t = omp_get_thread_num();
+      int64_t j0 = panels * t / nt * NR, j1 = std::min(N, panels * (t + 1) / nt * NR);
+      if (j0 < j1) gemm<T, C>(c + j0, ldc, a, sam, sak, b + j0 * sbn, sbk, sbn, M, j1 - j0, K, 1);
+    }
+    return;
+  }
   // K slices of equal depth: K = 384 gives 192 + 192 rather than 256 + 128.
   int64_t kc_max = ceil_div(K, ceil_div(K, B::KC));
   int64_t ng_max = std::min(ceil_div(N, NR) * NR, std::max<int64_t>(NR, B::BPACK / K / NR * NR));

@@ -154,15 +154,23 @@ def test_matmul(data):
     np.testing.assert_allclose(c.astype(np.float64), r.astype(np.float64), rtol=rtol, atol=rtol * max(k, 1))
 
 
-def test_matmul_large_blocked_against_numpy():
-    """Sizes that cross the GEMM's cache blocks, with a transposed operand (packed, not copied)."""
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m, k, n", [(300, 517, 263), (50, 384, 1152), (900, 200, 70)])
+def test_matmul_large_blocked_against_numpy(m, k, n, threads):
+    """Sizes that cross the GEMM's cache blocks, with a transposed operand (packed, not copied), on 1 and
+    2 threads: few rows (the threads split the columns) and many (they share a packed B)."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((300, 517)).astype(np.float32)
-    bt = rng.standard_normal((263, 517)).astype(np.float32)
-    out = np.zeros(300 * 263, np.float32)
-    cpu.matmul(out, float32, a.reshape(-1), View.contiguous((300, 517)), bt.reshape(-1),
-               View.contiguous((263, 517)).permute([1, 0]))
-    np.testing.assert_allclose(out.reshape(300, 263), a.astype(np.float64) @ bt.T.astype(np.float64),
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    bt = rng.standard_normal((n, k)).astype(np.float32)
+    out = np.zeros(m * n, np.float32)
+    before = cpu.get_num_threads()
+    cpu.set_num_threads(threads)
+    try:
+        cpu.matmul(out, float32, a.reshape(-1), View.contiguous((m, k)), bt.reshape(-1),
+                   View.contiguous((n, k)).permute([1, 0]))
+    finally:
+        cpu.set_num_threads(before)
+    np.testing.assert_allclose(out.reshape(m, n), a.astype(np.float64) @ bt.T.astype(np.float64),
                                rtol=1e-4, atol=1e-3)
 
 
