@@ -3,9 +3,11 @@
 Prints one table: for each case the best-of-N time of tinytensor and of each alternative, and the
 ratio (alternative time / tinytensor time: above 1 means tinytensor is faster). Cases: add, mul,
 exp on 1M and 16M float32 (contiguous and transposed), sum over the last and the first dim of
-4096x4096, fp32 matmul at 256-2048 on 1 and 2 threads (GFLOP/s), and a tiny add's overhead.
+4096x4096, fp32 matmul at 256-2048 on 1 and 2 threads (GFLOP/s), and the overhead of tiny ops
+(4 elements: add, add recording a graph, mul by a scalar, exp, sum).
 
-Run: python bench/bench_ops.py [--quick]     (about 2 minutes on 2 cores; --quick skips 16M and 2048)
+Run: python bench/bench_ops.py [--quick] [--overhead]   (about 2 minutes on 2 cores; --quick skips 16M
+and 2048; --overhead runs only the tiny ops, in 10 seconds)
 Not a test: nothing here asserts on time.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import tinytensor as tt
+from bench_matmul import best_times
 
 try:
     import torch
@@ -102,24 +105,34 @@ def matmuls(sizes, threads: int) -> None:
               "  (GFLOP/s; ratio = tinytensor/other)")
 
 
-def overhead() -> None:
-    a, b = tt.ones(4), tt.ones(4)
-    ag = tt.ones(4, requires_grad=True)
+def overhead(rounds: int = 7) -> None:
+    """A tiny op's cost, which is all overhead: tinytensor, NumPy and PyTorch take turns in each
+    round (so a burst of load from elsewhere hits all three), and the best round counts."""
+    a, b, ag = tt.ones(4), tt.ones(4), tt.ones(4, requires_grad=True)
     an, bn = np.ones(4, np.float32), np.ones(4, np.float32)
-    ta, tb = (torch.ones(4), torch.ones(4)) if torch else (None, None)
-    tg = torch.ones(4, requires_grad=True) if torch else None
-    row("tiny add (4 elements)", best_time(lambda: a + b), best_time(lambda: an + bn),
-        best_time(lambda: ta + tb) if torch else None, "us", 1e6)
-    row("tiny add, requires_grad", best_time(lambda: ag + b), best_time(lambda: an + bn),
-        best_time(lambda: tg + tb) if torch else None, "us", 1e6)
+    cases = {"tiny add (4 elements)": (lambda: a + b, lambda: an + bn),
+             "tiny add, requires_grad": (lambda: ag + b, lambda: an + bn),
+             "tiny mul by a Python scalar": (lambda: a * 2.0, lambda: an * 2.0),
+             "tiny exp": (a.exp, lambda: np.exp(an)),
+             "tiny sum": (a.sum, an.sum)}
+    if torch:
+        ta, tb, tg = torch.ones(4), torch.ones(4), torch.ones(4, requires_grad=True)
+        torch_fns = [lambda: ta + tb, lambda: tg + tb, lambda: ta * 2.0, ta.exp, ta.sum]
+    for i, (name, (f_tt, f_np)) in enumerate(cases.items()):
+        fns = {"tt": f_tt, "np": f_np}
+        if torch:
+            fns["torch"] = torch_fns[i]
+        t = best_times(fns, rounds, min_time=0.05)
+        row(name, t["tt"], t["np"], t.get("torch"), "us", 1e6)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="skip the 16M elementwise cases and 2048 matmul")
+    p.add_argument("--overhead", action="store_true", help="only the tiny ops (per-op overhead)")
     args = p.parse_args()
     print(f"{'case':38s} {'tinytensor':>10} {'numpy':>10} {'np/tt':>9} {'torch':>10} {'torch/tt':>9}")
-    for threads in (1, 2):
+    for threads in () if args.overhead else (1, 2):
         with threadpool_limits(limits=threads):
             set_threads(threads)
             elementwise([1 << 20] if args.quick else [1 << 20, 1 << 24], threads)

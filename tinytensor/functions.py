@@ -123,15 +123,17 @@ class Reduce(Function):
     """op over `dims` (sorted, non-negative); the kernel reduces trailing dims, so permute them last."""
 
     def forward(self, x, op, dims, keepdim, out_dtype):
-        keep = [d for d in range(x.ndim) if d not in dims]
-        xv = x._view.permute(keep + list(dims))
-        out_shape = tuple(x.shape[d] for d in keep)
-        out = x._new_empty(out_shape, out_dtype)
-        x._buf.backend.reduce(op, out._buf.data, out.dtype, x._buf.data, xv, x.dtype, len(dims))
-        self.op, self.dims, self.in_shape = op, dims, x.shape
+        xv = x._view
+        in_shape = xv.shape
+        n_keep = len(in_shape) - len(dims)
+        if dims and dims[0] != n_keep:  # not the trailing dims already (dims are sorted and distinct)
+            xv = xv.permute([d for d in range(len(in_shape)) if d not in dims] + list(dims))
+        out = x._new_empty(xv.shape[:n_keep], out_dtype)
+        x._buf.backend.reduce(op, out._buf.data, out_dtype, x._buf.data, xv, x.dtype, len(dims))
+        self.op, self.dims, self.in_shape = op, dims, in_shape
         if keepdim:
-            out = out._with_view(View.contiguous(tuple(1 if d in dims else n for d, n in enumerate(x.shape))))
-        if op in ("max", "min", "prod"):
+            out = out._with_view(View.contiguous(tuple(1 if d in dims else n for d, n in enumerate(in_shape))))
+        if self._recording and op in ("max", "min", "prod"):
             self.save_for_backward(x, out)
         return out
 

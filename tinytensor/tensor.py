@@ -25,12 +25,16 @@ from .device import as_device, device as Device
 from .view import View, broadcast_shapes, normalize_dim
 
 
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]  # dims=None for each ndim (numpy's limit is 64)
+
+
 def _dims_arg(dims, ndim: int, op: str):
     """A tuple of sorted, non-negative dims from an int, a sequence or None (all)."""
     if dims is None:
-        return tuple(range(ndim))
+        return _ALL_DIMS[ndim]
     if isinstance(dims, int):
-        dims = (dims,)
+        d = normalize_dim(dims, ndim, op)
+        return (d,) if ndim else ()
     out = sorted({normalize_dim(d, ndim, op) for d in dims})
     if len(out) != len(dims):
         raise ValueError(f"{op}: dim {tuple(dims)} appears more than once")
@@ -130,9 +134,9 @@ class Tensor:
     def _scalar(self, value, dtype: dt.DType, shape: tuple = ()) -> "Tensor":
         """One value on this device, seen with `shape` through stride-0 strides (0-d by default).
 
-        A cast, not np.array(value, dtype): out-of-range ints wrap (uint8 + 1000) as in PyTorch.
+        Integers are cast, not converted: out-of-range ints wrap (uint8 + 1000) as in PyTorch.
         Built directly, as it sits on the path of every `x * 0.5`."""
-        data = np.array((value,)).astype(dtype.np)
+        data = np.array((value,), dtype.np) if dtype.kind == "f" else np.array((value,)).astype(dtype.np)
         view = _SCALAR_VIEW if not shape else View(shape, (0,) * len(shape), 0)
         buf = self._buf
         return Tensor._make(Buffer(buf.backend.from_numpy(data), buf.device, buf.backend), view, dtype)
