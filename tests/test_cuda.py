@@ -473,8 +473,13 @@ def test_module_to_cuda(cu):
     x = tt.randn(2, 5)
     want = layer(x).detach().numpy()
     w = layer.weight
+    layer(x).sum().backward()
+    grad = w.grad.numpy().copy()
     assert layer.to("cuda") is layer and layer.weight is w and w.device == "cuda"
+    assert w.grad.device == "cuda"  # the gradient goes with its parameter
+    np.testing.assert_array_equal(w.grad.cpu().numpy(), grad)
     np.testing.assert_allclose(layer(x.cuda()).detach().cpu().numpy(), want, rtol=1e-5, atol=1e-6)
+    assert layer.cpu() is layer and w.device == "cpu" and w.grad.device == "cpu"
 
 
 def test_gpt_training_step_matches_the_cpu(cu):

@@ -173,8 +173,11 @@ def test_zero_grad_to_apply_requires_grad():
     assert all(p.grad is None for p in m.parameters())
     w = m[0].weight
     values = w.detach().numpy().copy()
+    m(tt.ones(3, 2)).sum().backward()
     assert m.to(tt.float64) is m and m[0].weight is w and w.dtype is tt.float64
     np.testing.assert_array_equal(w.detach().numpy(), values.astype(np.float64))
+    assert w.grad.dtype is tt.float64  # the gradient follows its parameter
+    np.testing.assert_array_equal(w.grad.numpy(), g.astype(np.float64))
     m.half()
     assert {p.dtype for p in m.parameters()} == {tt.float16}
     order = []

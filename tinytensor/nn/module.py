@@ -294,7 +294,9 @@ class Module:
         return self
 
     def to(self, *args, dtype=None, device=None) -> "Module":
-        """to(dtype) casts floating parameters and buffers in place (they keep their identity); to(device) checks it."""
+        """to(dtype) casts the floating parameters and buffers, to(device) moves them; in place (they keep
+        their identity, so an optimizer made before still holds them), and each .grad goes with its tensor.
+        As in PyTorch, an optimizer's own state (Adam's moments) stays where it is."""
         for a in args:
             if isinstance(a, DType) or (isinstance(a, str) and a in _DTYPE_NAMES):
                 dtype = a
@@ -302,8 +304,8 @@ class Module:
                 device = a
         for t in list(self.parameters()) + list(self.buffers()):
             t.data = t.detach().to(device=device, dtype=dtype if t.dtype.is_floating_point else None)
-            if t.grad is not None and dtype is not None and t.dtype.is_floating_point:
-                t.grad = t.grad.to(dtype)
+            if t.grad is not None:
+                t.grad = t.grad.to(device=device, dtype=t.dtype)
         return self
 
     float = lambda self: self.to("float32")  # noqa: E731
@@ -311,6 +313,7 @@ class Module:
     half = lambda self: self.to("float16")  # noqa: E731
     bfloat16 = lambda self: self.to("bfloat16")  # noqa: E731
     cpu = lambda self: self.to(device="cpu")  # noqa: E731
+    cuda = lambda self: self.to(device="cuda")  # noqa: E731
 
     # ---- printing ----------------------------------------------------------------------------------
 
