@@ -98,6 +98,14 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def adamw_decaying_matrices(model: nn.Module, weight_decay: float, learning_rate: float, betas) -> tt.optim.AdamW:
+    """AdamW over the trainable parameters, decaying the 2-D ones only (nanoGPT's configure_optimizers)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return tt.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
+
 class GPT(nn.Module):
     """GPT-2: forward(idx, targets=None) -> (logits, loss), as nanoGPT's."""
 
@@ -150,10 +158,7 @@ class GPT(nn.Module):
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
                              device_type: str = "cpu") -> tt.optim.AdamW:
         """AdamW that decays the 2-D weights (matmuls, embeddings) and not the biases and norm gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        return tt.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        return adamw_decaying_matrices(self, weight_decay, learning_rate, betas)
 
     def crop_block_size(self, block_size: int) -> None:
         """Keep only the first block_size positions (to use a checkpoint with shorter contexts)."""

@@ -28,6 +28,7 @@ import tinytensor as tt
 import tinytensor.nn as nn
 import tinytensor.nn.functional as F
 
+from models.gpt2 import adamw_decaying_matrices
 from models.sampling import generate
 
 
@@ -223,10 +224,7 @@ class Llama(nn.Module):
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
                              device_type: str = "cpu") -> tt.optim.AdamW:
         """AdamW decaying the 2-D weights only (as GPT.configure_optimizers)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        return tt.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        return adamw_decaying_matrices(self, weight_decay, learning_rate, betas)
 
     def generate(self, idx: tt.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, seed: Optional[int] = None,
