@@ -510,12 +510,14 @@ class Tensor:
     # ---- reductions -----------------------------------------------------------------------------
 
     def _reduce(self, op: str, dim, keepdim: bool, out_dtype=None) -> "Tensor":
-        dims = _dims_arg(dim, self.ndim, op)
-        if op in ("max", "min", "argmax", "argmin") and any(self.shape[d] == 0 for d in dims):
-            raise IndexError(f"{op}: cannot reduce over an empty dim of shape {self.shape} (no identity)")
+        shape = self._view.shape
+        dims = _dims_arg(dim, len(shape), op)
         x = self
-        if op in ("sum", "prod") and x.dtype.kind in "iub":
-            x = x.to(dt.int64)
+        if op == "sum" or op == "prod":
+            if x.dtype.kind in "iub":
+                x = x.to(dt.int64)
+        elif any(shape[d] == 0 for d in dims):  # max, min, argmax, argmin
+            raise IndexError(f"{op}: cannot reduce over an empty dim of shape {shape} (no identity)")
         if out_dtype is None:
             out_dtype = dt.int64 if op in ("argmax", "argmin") else x.dtype
         return F.Reduce.apply(x, op, dims, keepdim, out_dtype)
