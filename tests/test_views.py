@@ -115,6 +115,8 @@ def draw_squeeze(draw, shape, positive):
     if kind == "all":
         return "squeeze()", lambda x, lib: np.squeeze(x) if lib is np else x.squeeze()
     dims = tuple(sorted({_dim(draw, len(shape)) % len(shape) for _ in range(draw(st.integers(1, 2)))}))
+    if kind == "one":
+        dims = dims[:1]
     ones = tuple(d for d in dims if shape[d] == 1)  # NumPy refuses to squeeze other dims, PyTorch ignores them
     arg = dims[0] if kind == "one" else dims
     return f"squeeze({arg})", lambda x, lib: np.squeeze(x, ones) if lib is np else x.squeeze(arg)
