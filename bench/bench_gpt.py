@@ -4,10 +4,11 @@ Model: models/gpt2.py at L6 H6 C384, T256, vocabulary 4096, no biases, no dropou
 forward + backward + AdamW on a batch of B=8; generation is 256 new tokens from one token, no kv-cache
 (each token reruns the model on the last <= 256 tokens). The PyTorch model is written here with the
 same architecture and gets tinytensor's weights, so both compute the same loss (printed as a check).
-Prints best-of-N seconds for each and the ratio (torch time / tinytensor time: above 1, tinytensor is
+The two libraries take turns (a burst of load from elsewhere hits both), and each one's best
+round counts: prints those seconds and the ratio (torch time / tinytensor time: above 1, tinytensor is
 faster). --profile also prints where a tinytensor step spends its kernel time, by primitive and shape.
 
-Run: python bench/bench_gpt.py [--steps 5] [--gen-tokens 256] [--threads 2] [--profile] [--small]
+Run: python bench/bench_gpt.py [--steps 5] [--gen-tokens 256] [--gen-rounds 2] [--threads 2] [--profile] [--small]
 Takes about 3 minutes on 2 cores (--small: the storyteller's L2 H4 C128 T128 B32 step, seconds).
 Not a test: nothing here asserts on time.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tinytensor as tt  # noqa: E402
+from bench_matmul import best_times  # noqa: E402
 from models.gpt2 import GPT, GPTConfig  # noqa: E402
 
 try:
@@ -68,16 +70,6 @@ def torch_gpt(model: GPT):
             return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(-1))
 
     return TorchGPT()
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def train_step_fn(model, opt, x, y):
@@ -142,6 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=3, help="timed training steps (best of)")
     ap.add_argument("--gen-tokens", type=int, default=256, help="tokens to generate (0: skip)")
+    ap.add_argument("--gen-rounds", type=int, default=2, help="timed generations per library (best of)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--small", action="store_true", help="the storyteller's config: L2 H4 C128 T128 B32")
     ap.add_argument("--profile", action="store_true", help="kernel time of a tinytensor step by primitive")
@@ -163,17 +156,19 @@ def main() -> None:
         ours, theirs = model(x, y)[1].item(), ref(torch.tensor(xs), torch.tensor(ys))[1].item()
         print(f"same weights, same loss: tinytensor {ours:.5f}, torch {theirs:.5f}")
     step = train_step_fn(model, model.configure_optimizers(0.1, 1e-4), x, y)
-    t_tt = best_of(step, args.steps)
-    t_th = None
+    steps = {"tt": step}
     if ref is not None:
-        t_th = best_of(train_step_fn(ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.1),
-                                     torch.tensor(xs), torch.tensor(ys)), args.steps)
-    rows.append(("training step (fwd + bwd + AdamW)", t_tt, t_th))
+        steps["torch"] = train_step_fn(ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, weight_decay=0.1),
+                                       torch.tensor(xs), torch.tensor(ys))
+    t = best_times(steps, args.steps, min_time=0.0)
+    rows.append(("training step (fwd + bwd + AdamW)", t["tt"], t.get("torch")))
     if args.gen_tokens:
         model.eval()
-        g_tt = best_of(generate_fn(model, T, args.gen_tokens, tt), 1)
-        g_th = best_of(generate_fn(ref, T, args.gen_tokens, torch), 1) if ref is not None else None
-        rows.append((f"generate {args.gen_tokens} tokens (no kv-cache)", g_tt, g_th))
+        gens = {"tt": generate_fn(model, T, args.gen_tokens, tt)}
+        if ref is not None:
+            gens["torch"] = generate_fn(ref, T, args.gen_tokens, torch)
+        t = best_times(gens, args.gen_rounds, min_time=0.0)
+        rows.append((f"generate {args.gen_tokens} tokens (no kv-cache)", t["tt"], t.get("torch")))
         model.train()
     print(f"\n{'case':40s} {'tinytensor':>12s} {'torch':>10s} {'torch/tt':>9s}")
     for name, a, b in rows:
