@@ -3,9 +3,11 @@
 Everywhere: every .cu file, with every template instantiation backend/cuda.py can ask for, compiles with
 nvcc for sm_80 and sm_90 (skipped only when nvcc is missing); the op codes in the .cu files match
 backend/base.py; without CuPy or a GPU, device="cuda" raises a RuntimeError saying what is missing and
-importing tinytensor works. With CuPy and a GPU: every primitive and fused kernel against backend/ref.py
+importing tinytensor works. The GPU tests: every primitive and fused kernel against backend/ref.py
 on strided, broadcast and offset views in every dtype it takes, device round trips, Module.to("cuda") and
-a GPT training step whose losses match the CPU's.
+a GPT training step whose losses match the CPU's. They run on the GPU with CuPy when there is one;
+without, on tests/cuda_emulator (the same kernels built with g++ for the CPU, each CUDA thread a
+coroutine), which checks their logic but not how they behave on real hardware.
 """
 import math
 import os
@@ -27,6 +29,8 @@ from tinytensor.view import View, prod
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from models.gpt2 import GPT, GPTConfig  # noqa: E402
+
+import cuda_emulator  # noqa: E402  (tests/cuda_emulator: the GPU tests on a machine without one)
 
 NON_BOOL = tuple(d for d in ALL if d is not bool_)
 
@@ -127,12 +131,19 @@ def test_cupy_without_a_gpu_says_so(monkeypatch):
 # ---- on a GPU: the kernels against backend/ref.py ---------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cu():
-    pytest.importorskip("cupy")
-    try:
-        return backend.get("cuda")
-    except RuntimeError as e:
-        pytest.skip(str(e))
+def cu(tmp_path_factory):
+    """The CUDA backend: on the GPU when there is one, else on the CPU emulator of the kernels."""
+    if _cuda_works():
+        yield backend.get("cuda")
+        return
+    if not cuda_emulator.available():
+        pytest.skip("no GPU, and no g++ to build the kernels for the CPU emulator")
+    with cuda_emulator.installed(cuda, tmp_path_factory.mktemp("cuda_emulator")):
+        backend._loaded["cuda"] = cuda
+        try:
+            yield cuda
+        finally:
+            del backend._loaded["cuda"]
 
 
 def values(rng, n, dtype, positive=False):
