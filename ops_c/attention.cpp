@@ -65,7 +65,9 @@ template <class T> void attention_t(T* out, compute_t<T>* lse, const T* q, const
         for (int64_t r = 0; r < rows; ++r) {
           const C* row = scores.data() + r * nk;
           int64_t n = keys_of(i0 + r, s, causal);
-          shift[r] = max_of<C>(n, [&](int64_t j) { return row[j] * sc; });
+          // max of row * sc, from the max (or for a negative scale, the min) of row: the same number
+          shift[r] = sc >= 0 ? sc * max_of<C>(n, [&](int64_t j) { return row[j]; })
+                             : -sc * max_of<C>(n, [&](int64_t j) { return -row[j]; });
         }
         probabilities(scores.data(), shift.data(), rows, nk, i0, s, causal, sc);
         product(o.data(), scores.data(), nk, 1, vs.data(), d, 1, rows, d, nk);             // p v

@@ -122,8 +122,22 @@ template <class C, class Op, class F> C fold(int64_t n, C init, const Op& op, co
 template <class C, class F> C sum_of(int64_t n, const F& value) {
   return fold<C>(n, C(0), [](C a, C b) { return a + b; }, value);
 }
+// GCC vectorises fold()'s lanes for a sum but not for a maximum (a conditional), so here the lanes
+// are one explicit vector: value(i) should be a plain load (x[i]) for the lanes to be one load too.
 template <class C, class F> C max_of(int64_t n, const F& value) {
-  return fold<C>(n, -std::numeric_limits<C>::infinity(), [](C a, C b) { return a > b ? a : b; }, value);
+  typedef C V __attribute__((vector_size(kLanes * sizeof(C))));
+  constexpr C lowest = -std::numeric_limits<C>::infinity();
+  V part = V{} + lowest;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    V v;
+    for (int l = 0; l < kLanes; ++l) v[l] = value(i + l);
+    part = part > v ? part : v;
+  }
+  C m = lowest;
+  for (int l = 0; l < kLanes; ++l) m = m > part[l] ? m : part[l];
+  for (; i < n; ++i) m = m > value(i) ? m : value(i);
+  return m;
 }
 
 }  // namespace tt

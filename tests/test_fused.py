@@ -115,12 +115,23 @@ def test_cross_entropy_target_out_of_range_is_an_index_error():
         F.cross_entropy(tt.zeros(2, 5), tt.tensor([1, 7]))
 
 
-@given(b=st.integers(1, 2), h=st.integers(1, 3), t=st.integers(1, 20), s=st.integers(1, 20),
-       d=st.integers(1, 17), causal=st.booleans(), dtype=dtypes, layout=layouts)
-def test_attention_matches_composite(b, h, t, s, d, causal, dtype, layout):
+@given(b=st.integers(1, 2), h=st.integers(1, 3), t=st.integers(1, 20), s=st.integers(1, 40),
+       d=st.integers(1, 17), causal=st.booleans(), scale=st.sampled_from([None, 0.3, -0.7]), dtype=dtypes,
+       layout=layouts)
+def test_attention_matches_composite(b, h, t, s, d, causal, scale, dtype, layout):
+    """Any scale, a negative one too (the kernel's row maximum then comes from the scores' minimum)."""
     arrays = [normal((b, h, t, d), 1, 1.0), normal((b, h, s, d), 2, 1.0), normal((b, h, s, d), 3)]
-    assert_fused_matches_composite(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
-                                   arrays, dtype, layout)
+    assert_fused_matches_composite(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale), arrays, dtype, layout)
+
+
+@pytest.mark.parametrize("scale", [1.0, -1.0])
+def test_attention_with_large_scores_stays_finite(scale):
+    """Scores of +-2000 overflow exp() unless each row is shifted by its true maximum (of scale * q.k)."""
+    q = normal((1, 1, 6, 4), 1, 1.0) * 30
+    k, v = normal((1, 1, 24, 4), 2, 1.0) * 30, normal((1, 1, 24, 4), 3)
+    assert_fused_matches_composite(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, scale=scale),
+                                   [q, k, v], tt.float64)
 
 
 @pytest.mark.parametrize("name", ["softmax", "gelu_tanh", "layer_norm_plain"])
