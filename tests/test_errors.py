@@ -17,6 +17,13 @@ def a23():
     return tt.arange(6.0).reshape(2, 3)
 
 
+def _read_only():
+    """A tensor sharing the memory of a read-only NumPy array: writes raise (PyTorch only warns at from_numpy)."""
+    a = np.ones(3, np.float32)
+    a.setflags(write=False)
+    return tt.from_numpy(a)
+
+
 def _saved_then_modified():
     x = tt.tensor([0.5, 1.0], requires_grad=True)
     y = x.exp()
@@ -143,6 +150,7 @@ CASES = [
     ("from_numpy list", lambda: tt.from_numpy([1, 2]), TypeError, ["from_numpy", "list"]),
     ("from_numpy unsupported dtype", lambda: tt.from_numpy(np.zeros(2, np.complex64)), TypeError,
      ["complex64"]),
+    ("in-place write to a read-only array", lambda: _read_only().add_(1), ValueError, ["not writeable"]),
 ]
 
 
