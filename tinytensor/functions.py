@@ -55,7 +55,7 @@ class Unary(Function):
         if order is not None:  # the output keeps the input's layout (PyTorch's preserve_format)
             out = out._with_view(out._view.permute(sorted(range(len(order)), key=order.__getitem__)))
         self.op = op
-        if self._recording and op in UNARY_GRADS:
+        if op in UNARY_GRADS:
             self.save_for_backward(x, out)
         return out
 
@@ -93,7 +93,7 @@ class Binary(Function):
         out = a._new_empty(av.shape, out_dtype)
         a._buf.backend.binary(op, out._buf.data, out_dtype, a._buf.data, av, b._buf.data, b._view, a.dtype)
         self.op = op
-        if self._recording and op not in ("add", "sub") and op in BINARY_GRADS:
+        if op not in ("add", "sub") and op in BINARY_GRADS:
             self.save_for_backward(a, b, out if op == "pow" else None)
         return out
 
@@ -133,7 +133,7 @@ class Reduce(Function):
         self.op, self.dims, self.in_shape = op, dims, in_shape
         if keepdim:
             out = out._with_view(View.contiguous(tuple(1 if d in dims else n for d, n in enumerate(in_shape))))
-        if self._recording and op in ("max", "min", "prod"):
+        if op in ("max", "min", "prod"):
             self.save_for_backward(x, out)
         return out
 
