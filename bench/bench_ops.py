@@ -28,19 +28,8 @@ except ImportError:  # PyTorch is an optional oracle
 
 
 def best_time(fn, repeat: int = 5, min_time: float = 0.2) -> float:
-    """Best seconds per call over `repeat` rounds, each round looping until `min_time` passes."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        n, start = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time / repeat:
-                break
-        best = min(best, elapsed / n)
-    return best
+    """Best seconds per call over `repeat` rounds that together loop for about `min_time`."""
+    return best_times({"fn": fn}, repeat, min_time / repeat)["fn"]
 
 
 def set_threads(n: int) -> None:
