@@ -1,5 +1,6 @@
 """Builds ops_c/ into the tinytensor._C extension with pybind11; nothing else.
 
+The .cpp files compile in parallel, one per core (NPY_NUM_BUILD_JOBS overrides the count).
 Flags: -O3, OpenMP, C++17, and -march=native when the compiler accepts it. A failed build fails
 the install loudly: there is no pure-Python fallback.
 """
@@ -8,7 +9,7 @@ import os
 import subprocess
 import tempfile
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 
@@ -37,5 +38,7 @@ ext = Pybind11Extension(
     extra_compile_args=extra,
     extra_link_args=["-fopenmp"],
 )
+
+ParallelCompile("NPY_NUM_BUILD_JOBS").install()
 
 setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})

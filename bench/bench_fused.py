@@ -11,16 +11,13 @@ Not a test: nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tinytensor as tt  # noqa: E402
-import tinytensor.nn.functional as F  # noqa: E402
-from tinytensor import fused  # noqa: E402
+import tinytensor as tt
+import tinytensor.nn.functional as F
+from tinytensor import fused
 
 try:
     import torch

@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tinytensor as tt  # noqa: E402
-from bench_matmul import best_times  # noqa: E402
-from models.gpt2 import GPT, GPTConfig  # noqa: E402
+import tinytensor as tt
+from bench_matmul import best_times
+from models.gpt2 import GPT, GPTConfig
 
 try:
     import torch

@@ -1,6 +1,6 @@
 """Speed of one chapter-03 training step (forward, backward, AdamW) in tinytensor and in PyTorch.
 
-The model is examples/03_mlp.py's character MLP (Embedding 27x10, context 3, Linear 30->200, tanh,
+The model is chapter 03's (models/mlp.py) character MLP (Embedding 27x10, context 3, Linear 30->200, tanh,
 Linear 200->27, cross-entropy) with its AdamW (weight decay on the matrices only). PyTorch, when
 installed, runs the same model from the same initial weights on the same batches (gathered before
 timing: a step is forward, backward, the AdamW update and loss.item()). The script first checks that
@@ -15,32 +15,26 @@ Run: python bench/bench_mlp.py [--batch-sizes 32,1024] [--threads 1,2] [--steps 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import statistics
-import sys
 import time
 from typing import Callable, List
 
 import numpy as np
 
 import tinytensor as tt
+from models import mlp
 
 try:
     import torch
 except ImportError:  # PyTorch is an optional oracle
     torch = None
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-sys.path.insert(0, EXAMPLES)
-ch03 = importlib.import_module("03_mlp")
-
 
 def tt_setup(config, batch_size: int, n_batches: int, data, seed: int = 0):
     """A tinytensor model, its AdamW and a fixed list of batches; returns step() -> loss and the pieces."""
     tt.manual_seed(seed)
-    model = ch03.MLP(config)
-    opt = ch03.make_optimizer(model, 1e-3, 0.01)
+    model = mlp.MLP(config)
+    opt = mlp.make_optimizer(model, 1e-3, 0.01)
     g = np.random.default_rng(seed)
     idx = [g.integers(0, data.Y.shape[0], batch_size) for _ in range(n_batches)]
     batches = [(data.X[tt.tensor(i)], data.Y[tt.tensor(i)]) for i in idx]
@@ -113,7 +107,7 @@ def breakdown(model, opt, batches, steps: int) -> List[float]:
 
 def bench(batch_size: int, threads: int, steps: int, rounds: int, data) -> None:
     tt.set_num_threads(threads)
-    config = ch03.MLPConfig()
+    config = mlp.MLPConfig()
     tt_step, model, opt, batches, idx = tt_setup(config, batch_size, 16, data)
     torch_step = None
     if torch is not None:
@@ -145,8 +139,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50, help="steps per timed round")
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median round counts")
     args = ap.parse_args()
-    data = ch03.load_splits()["train"]
-    print(f"chapter-03 training step: {ch03.MLPConfig()}, AdamW; PyTorch "
+    data = mlp.load_splits()["train"]
+    print(f"chapter-03 training step: {mlp.MLPConfig()}, AdamW; PyTorch "
           f"{torch.__version__ if torch else 'not installed'}; ratio = tinytensor time / PyTorch time (target <= 2)")
     for threads in [int(t) for t in args.threads.split(",")]:
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:

@@ -13,7 +13,6 @@ Not a test: nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits

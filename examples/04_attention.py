@@ -26,17 +26,15 @@ model on a line of validation text) and <out>/loss.png (val loss per model).
 import argparse
 import math
 import os
-import sys
 import time
 from typing import List, Optional
 
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tinytensor as tt  # noqa: E402
-import tinytensor.nn as nn  # noqa: E402
-import tinytensor.nn.functional as F  # noqa: E402
+import tinytensor as tt
+import tinytensor.nn as nn
+import tinytensor.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

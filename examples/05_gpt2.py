@@ -30,13 +30,12 @@ from typing import List, Optional
 
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tinytensor as tt  # noqa: E402
-from tinytensor.data import DataLoader, iter_documents, load_index, prepare_shards  # noqa: E402
-from tinytensor.optim.lr_scheduler import WarmupCosineLR  # noqa: E402
-from tinytensor.tokenizer import RegexTokenizer, Tokenizer  # noqa: E402
-from models.gpt2 import GPT, GPTConfig  # noqa: E402
-from models.llama import Llama, LlamaConfig  # noqa: E402
+import tinytensor as tt
+from tinytensor.data import DataLoader, iter_documents, load_index, prepare_shards
+from tinytensor.optim.lr_scheduler import WarmupCosineLR
+from tinytensor.tokenizer import RegexTokenizer, Tokenizer
+from models.gpt2 import GPT, GPTConfig
+from models.llama import Llama, LlamaConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EOT = "<|endoftext|>"

@@ -33,24 +33,19 @@ and clipping (3% of steps, all early) change little: clipping is insurance again
 Takes about 2 minutes on a 2-core CPU.
 """
 import argparse
-import importlib
 import math
 import os
-import sys
 from dataclasses import replace
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
+from models import mlp   # chapter 03's model, names data and training loop
 import tinytensor as tt
 import tinytensor.nn.functional as F
 from tinytensor import nn
 from tinytensor.nn import init
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-ch03 = importlib.import_module("03_mlp")   # the model, data and training loop of chapter 03
 
 INIT_SCHEMES = {
     "unscaled": "hidden weights ~ N(0, 1)",
@@ -93,18 +88,18 @@ class RunResult(NamedTuple):
     lr: float
     train_loss: float              # mean minibatch loss of the last 10% of steps
     val: float
-    log: "ch03.TrainLog"
+    log: "mlp.TrainLog"
     clip: Optional[float]
 
 
 # ---- 1. initialisation --------------------------------------------------------------------------
 
-def build_model(config: "ch03.MLPConfig", scheme: str, seed: int, device: str = "cpu") -> "ch03.MLP":
+def build_model(config: "mlp.MLPConfig", scheme: str, seed: int, device: str = "cpu") -> "mlp.MLP":
     """Chapter 03's MLP with the hidden Linear weights drawn by `scheme` (the head keeps its small init)."""
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; choose from {sorted(INIT_SCHEMES)}")
     tt.manual_seed(seed)
-    model = ch03.MLP(replace(config, batchnorm=scheme == "batchnorm"))
+    model = mlp.MLP(replace(config, batchnorm=scheme == "batchnorm"))
     for layer in model.hidden:
         if not isinstance(layer, nn.Linear) or scheme == "default":
             continue
@@ -117,7 +112,7 @@ def build_model(config: "ch03.MLPConfig", scheme: str, seed: int, device: str = 
     return model.to(device)
 
 
-def layer_statistics(model: "ch03.MLP", X: tt.Tensor, Y: tt.Tensor) -> InitResult:
+def layer_statistics(model: "mlp.MLP", X: tt.Tensor, Y: tt.Tensor) -> InitResult:
     """One forward and backward pass, keeping every hidden activation and its gradient."""
     model.train()
     model.zero_grad()
@@ -143,7 +138,7 @@ def layer_statistics(model: "ch03.MLP", X: tt.Tensor, Y: tt.Tensor) -> InitResul
     return InitResult(loss.item(), stats, a_np, g_np, w_np, None, [])
 
 
-def init_study(data: Dict[str, "ch03.Split"], config: "ch03.MLPConfig", schemes: List[str], train_steps: int,
+def init_study(data: Dict[str, "mlp.Split"], config: "mlp.MLPConfig", schemes: List[str], train_steps: int,
                batch_size: int, lr: float, seed: int, progress: bool = True,
                log: Callable[[str], None] = print) -> Dict[str, InitResult]:
     """Statistics at step 0 for each scheme, then `train_steps` of chapter 03's recipe from that start."""
@@ -163,11 +158,11 @@ def init_study(data: Dict[str, "ch03.Split"], config: "ch03.MLPConfig", schemes:
                 f"{s.grad_std:9.2e} {s.weight_ratio:9.2e}")
         val, losses = None, []
         if train_steps:
-            opt = ch03.make_optimizer(model, lr, 0.01)
+            opt = mlp.make_optimizer(model, lr, 0.01)
             sched = tt.optim.lr_scheduler.WarmupCosineLR(opt, min(100, train_steps // 5), train_steps, 0.05)
-            losses = ch03.train(model, data["train"], opt, train_steps, batch_size, tt.Generator(seed + 1), sched,
-                                desc=scheme, progress=progress).losses
-            val = ch03.evaluate(model, data["val"])
+            losses = mlp.train(model, data["train"], opt, train_steps, batch_size, tt.Generator(seed + 1), sched,
+                               desc=scheme, progress=progress).losses
+            val = mlp.evaluate(model, data["val"])
         results[scheme] = res._replace(val=val, losses=losses)
     log(f"{'scheme':10s} {'loss at step 0':>15s} {'val after ' + str(train_steps) + ' steps':>22s}")
     for scheme, res in results.items():
@@ -178,16 +173,16 @@ def init_study(data: Dict[str, "ch03.Split"], config: "ch03.MLPConfig", schemes:
 
 # ---- 2. optimizers, schedules and clipping --------------------------------------------------------
 
-def make_run_optimizer(model: "ch03.MLP", spec: dict, lrs: Dict[str, float], weight_decay: float):
+def make_run_optimizer(model: "mlp.MLP", spec: dict, lrs: Dict[str, float], weight_decay: float):
     if spec["opt"] == "sgd":
         lr = lrs["momentum"] if spec["momentum"] else lrs["sgd"]
         return tt.optim.SGD(model.parameters(), lr=lr, momentum=spec["momentum"])
     if spec["opt"] == "adam":
         return tt.optim.Adam(model.parameters(), lr=lrs["adam"])
-    return ch03.make_optimizer(model, lrs["adam"], weight_decay)     # AdamW, decaying matrices only
+    return mlp.make_optimizer(model, lrs["adam"], weight_decay)     # AdamW, decaying matrices only
 
 
-def optimizer_study(data: Dict[str, "ch03.Split"], config: "ch03.MLPConfig", runs: List[str], steps: int,
+def optimizer_study(data: Dict[str, "mlp.Split"], config: "mlp.MLPConfig", runs: List[str], steps: int,
                     batch_size: int, lrs: Dict[str, float], warmup: int, min_lr_ratio: float, weight_decay: float,
                     clip: float, seed: int, progress: bool = True,
                     log: Callable[[str], None] = print) -> Dict[str, RunResult]:
@@ -196,16 +191,16 @@ def optimizer_study(data: Dict[str, "ch03.Split"], config: "ch03.MLPConfig", run
     for name in runs:
         spec = RUNS[name]
         tt.manual_seed(seed)
-        model = ch03.MLP(config).to(data["train"].X.device.type)
+        model = mlp.MLP(config).to(data["train"].X.device.type)
         opt = make_run_optimizer(model, spec, lrs, weight_decay)
         sched = tt.optim.lr_scheduler.WarmupCosineLR(opt, min(warmup, steps), steps, min_lr_ratio) \
             if spec.get("schedule") else None
         run_clip = clip if spec.get("clip") else None
-        train_log = ch03.train(model, data["train"], opt, steps, batch_size, tt.Generator(seed), sched, run_clip,
-                               measure_grad_norm=True, desc=name, progress=progress)
+        train_log = mlp.train(model, data["train"], opt, steps, batch_size, tt.Generator(seed), sched, run_clip,
+                              measure_grad_norm=True, desc=name, progress=progress)
         tail = train_log.losses[-max(1, steps // 10):]
         results[name] = RunResult(spec["label"], opt.param_groups[0]["initial_lr"] if sched else train_log.lrs[0],
-                                  float(np.mean(tail)), ch03.evaluate(model, data["val"]), train_log, run_clip)
+                                  float(np.mean(tail)), mlp.evaluate(model, data["val"]), train_log, run_clip)
         log(f"  {spec['label']:30s} val {results[name].val:.4f}")
     return results
 
@@ -251,7 +246,7 @@ def save_init_plots(out: str, results: Dict[str, InitResult]) -> List[str]:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for scheme, res in results.items():
             window = max(1, len(res.losses) // 30)
-            ax.plot(np.arange(window - 1, len(res.losses)), ch03.smooth(res.losses, window), label=scheme)
+            ax.plot(np.arange(window - 1, len(res.losses)), mlp.smooth(res.losses, window), label=scheme)
         ax.set(xlabel="step", ylabel="training loss (moving average)", yscale="log", title="training by init")
         ax.legend()
         fig.tight_layout()
@@ -270,7 +265,7 @@ def save_optimizer_plot(out: str, results: Dict[str, RunResult]) -> str:
     for r in results.values():
         losses = r.log.losses
         window = max(1, len(losses) // 30)
-        axes[0].plot(np.arange(window - 1, len(losses)), ch03.smooth(losses, window), label=f"{r.label} ({r.val:.3f})")
+        axes[0].plot(np.arange(window - 1, len(losses)), mlp.smooth(losses, window), label=f"{r.label} ({r.val:.3f})")
         axes[1].plot(np.array(r.log.lrs) / r.lr, label=r.label)
         axes[2].plot(r.log.grad_norms, lw=0.5, label=r.label)
     axes[0].set(xlabel="step", ylabel="training loss (moving average)", ylim=(2.0, 3.0),
@@ -321,8 +316,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         if name not in INIT_SCHEMES:
             ap.error(f"unknown init scheme {name!r}; choose from {','.join(INIT_SCHEMES)}")
 
-    data = ch03.load_splits(device=args.device)
-    config = ch03.MLPConfig(n_hidden=args.n_hidden)
+    data = mlp.load_splits(device=args.device)
+    config = mlp.MLPConfig(n_hidden=args.n_hidden)
     os.makedirs(args.out, exist_ok=True)
     out = {}
     if not args.skip_init:

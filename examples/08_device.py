@@ -31,17 +31,15 @@ Takes 15-30 seconds on a 2-core CPU (longer when other work shares the cores).
 import argparse
 import os
 import re
-import sys
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import tinytensor as tt  # noqa: E402
-import tinytensor.nn.functional as F  # noqa: E402
-from models.gpt2 import GPT, GPTConfig  # noqa: E402
+import tinytensor as tt
+import tinytensor.nn.functional as F
+from models.gpt2 import GPT, GPTConfig
 
 MAX_FREQ = "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
 

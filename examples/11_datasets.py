@@ -22,16 +22,14 @@ in bounded memory (one 50M-token shard buffer, about 100 MB).
 """
 import argparse
 import os
-import sys
 import time
 from typing import List, Optional
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tinytensor.data import DataLoader, corpus_stats, document_lengths, iter_documents, prepare_shards  # noqa: E402
-from tinytensor.data.synthetic import synthetic_stories  # noqa: E402
-from tinytensor.tokenizer import RegexTokenizer, Tokenizer  # noqa: E402
+from tinytensor.data import DataLoader, corpus_stats, document_lengths, iter_documents, prepare_shards
+from tinytensor.data.synthetic import synthetic_stories
+from tinytensor.tokenizer import RegexTokenizer, Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EOT = "<|endoftext|>"

@@ -111,3 +111,14 @@ def layout_plan(shape: tuple, layout: str) -> LayoutPlan:
         pos = 1 + sum(np.indices(shape))
         return LayoutPlan((int(pos.max()) + 2,), lambda b: b.as_strided(shape, (1,) * nd, 1), lambda b: b[pos])
     return LayoutPlan(shape, lambda b: b, lambda b: b)
+
+
+def load_solution(name: str):
+    """The module docs/solutions/<name>.py (a lesson's reference solutions; names start with digits, so by path)."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "solutions", name + ".py")
+    spec = importlib.util.spec_from_file_location(f"solutions_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

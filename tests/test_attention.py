@@ -4,7 +4,6 @@ PyTorch as an oracle when installed, and GPT-2's CausalSelfAttention (no positio
 import math
 import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +13,7 @@ import tinytensor as tt
 import tinytensor.nn.functional as F
 from helpers import numerical_grad
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from models.gpt2 import CausalSelfAttention, GPTConfig  # noqa: E402
+from models.gpt2 import CausalSelfAttention, GPTConfig
 
 rng = np.random.default_rng(0)
 

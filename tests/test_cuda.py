@@ -21,14 +21,13 @@ import numpy as np
 import pytest
 
 import tinytensor as tt
+from models.gpt2 import GPT, GPTConfig
 from tinytensor import backend
 from tinytensor.backend import base, cuda, ref
 from tinytensor.dtype import ALL, FLOATING, bool_, float32, float64, from_numpy_dtype, int16, int32, int64, uint8
 from tinytensor.view import View, prod
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from models.gpt2 import GPT, GPTConfig  # noqa: E402
 
 import cuda_emulator  # noqa: E402  (tests/cuda_emulator: the GPU tests on a machine without one)
 

@@ -4,7 +4,6 @@ the TinyStories sample through shards and loader gets below the unigram entropy 
 """
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -144,7 +143,6 @@ def test_tiny_gpt_beats_unigram_entropy(tmp_path):
     The gate (about 5.9 nats/token) is the loss of the best context-free model fitted to the val tokens
     themselves; a model below it must be using the context. Measured: 5.54 at step 200 (5.84 at 100).
     """
-    sys.path.insert(0, ROOT)
     from models.gpt2 import GPT, GPTConfig
     src = os.path.join(DATA, "tinystories_sample.txt")
     stories = list(iter_documents(src))

@@ -5,17 +5,15 @@ A nanoGPT-equivalent model written in PyTorch (when installed) checks GPT's logi
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 
 import tinytensor as tt
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from models.gpt2 import GPT, GPTConfig  # noqa: E402
-from models.llama import Attention, Llama, LlamaConfig, MoE, SwiGLU, apply_rope, rope_tables  # noqa: E402
-from models.sampling import filter_logits  # noqa: E402
+from models.gpt2 import GPT, GPTConfig
+from models.llama import Attention, Llama, LlamaConfig, MoE, SwiGLU, apply_rope, rope_tables
+from models.sampling import filter_logits
 
 TINY = dict(block_size=16, vocab_size=37, n_layer=2, n_head=2, n_embd=16)
 
