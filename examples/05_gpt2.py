@@ -24,6 +24,8 @@ rerunning with the same --out resumes from the last checkpoint (use --fresh to s
 import argparse
 import json
 import os
+import secrets
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -40,6 +42,7 @@ from models.llama import Llama, LlamaConfig
 HERE = os.path.dirname(os.path.abspath(__file__))
 EOT = "<|endoftext|>"
 SHIPPED = os.path.join(HERE, "checkpoints", "storyteller")
+TRAIN_SEED = 1337  # training's seed when --seed is not given (sampling then draws a fresh one)
 
 
 def get_tokenizer(args) -> Tokenizer:
@@ -93,10 +96,11 @@ def evaluate(model, batches) -> float:
 
 
 def write_stories(model, tok: Tokenizer, args) -> List[str]:
+    """--num-samples stories, each starting from <|endoftext|> and --prompt, sampled with args.seed."""
     bos = tok.special_tokens[EOT]
     prompt = [bos] + tok.encode(getattr(args, "prompt", "") or "")  # every story starts after <|endoftext|>
     idx = tt.tensor([prompt] * args.num_samples, dtype=tt.int64)
-    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                          seed=args.seed, eos_token=bos).numpy()
     stories = []
     for row in out:
@@ -147,8 +151,41 @@ def plot(log: dict, path: str) -> None:
     plt.close(fig)
 
 
+def train_step(model, opt, sched, loader, grad_clip: float) -> float:
+    """One optimizer step on the loader's next batch; returns the batch's loss."""
+    x, y = loader.next_batch()
+    _, loss = model(x, y)
+    opt.zero_grad()
+    loss.backward()
+    if grad_clip:
+        tt.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+class CtrlC:
+    """Inside `with CtrlC() as c:` a first Ctrl-C only sets c.requested (the loop checkpoints at the end of the
+    step and stops); a second one interrupts at once. The previous SIGINT handler comes back on exit."""
+
+    def __enter__(self) -> "CtrlC":
+        self.requested = False
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: saving a checkpoint after this step (press again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
 def train(args) -> None:
     os.makedirs(args.out, exist_ok=True)
+    args.seed = TRAIN_SEED if args.seed is None else args.seed  # a training run is reproducible by default
     tok = get_tokenizer(args)
     data_dir = get_shards(args, tok)
     index = load_index(data_dir)
@@ -173,35 +210,34 @@ def train(args) -> None:
           f"{args.steps} steps of {args.batch_size}x{args.block_size} tokens")
     bar = tqdm(total=args.steps, initial=step, desc="train", dynamic_ncols=True)
     smooth, t0 = (log["train_loss"] or [None])[-1], time.perf_counter() - log["seconds"]
-    while step < args.steps:
-        x, y = loader.next_batch()
-        _, loss = model(x, y)
-        opt.zero_grad()
-        loss.backward()
-        if args.grad_clip:
-            tt.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        lv = loss.item()
-        smooth = lv if smooth is None else round(0.95 * smooth + 0.05 * lv, 4)  # rounded as logged: exact resume
-        log["train_steps"].append(step)
-        log["train_loss"].append(smooth)
-        bar.update(1)
-        bar.set_postfix(loss=f"{lv:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        if step % args.eval_interval == 0 or step == args.steps:
-            val = evaluate(model, val_batches)
-            log["val_steps"].append(step)
-            log["val_loss"].append(round(val, 4))
-            bar.write(f"step {step}: val loss {val:.4f} ({time.perf_counter() - t0:.0f} s)")
-        if step % args.ckpt_interval == 0 or step in (args.steps, args.stop_after):
-            log["seconds"] = time.perf_counter() - t0
-            tt.save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step,
-                               data_position=loader.state_dict(), extra=log)
-        if step == args.stop_after:
-            bar.close()
-            print(f"stopped at step {step} as asked; run again with the same arguments to continue")
-            return
+    last_save = time.perf_counter()
+    with CtrlC() as interrupt:
+        while step < args.steps:
+            lv = train_step(model, opt, sched, loader, args.grad_clip)
+            step += 1
+            smooth = lv if smooth is None else round(0.95 * smooth + 0.05 * lv, 4)  # rounded as logged: exact resume
+            log["train_steps"].append(step)
+            log["train_loss"].append(smooth)
+            bar.update(1)
+            bar.set_postfix(loss=f"{lv:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if step % args.eval_interval == 0 or step == args.steps:
+                val = evaluate(model, val_batches)
+                log["val_steps"].append(step)
+                log["val_loss"].append(round(val, 4))
+                bar.write(f"step {step}: val loss {val:.4f} ({time.perf_counter() - t0:.0f} s)")
+            stop = step == args.stop_after or interrupt.requested
+            due = step % args.ckpt_interval == 0 or time.perf_counter() - last_save >= 60 * args.ckpt_minutes
+            if due or stop or step == args.steps:
+                log["seconds"] = time.perf_counter() - t0
+                tt.save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step,
+                                   data_position=loader.state_dict(), extra=log)
+                last_save = time.perf_counter()
+            if stop:
+                bar.close()
+                why = "interrupted (Ctrl-C)" if interrupt.requested else "stopped as asked"
+                print(f"{why} at step {step}; checkpoint saved in {ckpt}: run again with the same arguments to "
+                      f"continue")
+                return
     bar.close()
     seconds = time.perf_counter() - t0
     log["seconds"] = seconds
@@ -217,12 +253,15 @@ def train(args) -> None:
 
 
 def sample(args) -> None:
+    if args.seed is None:  # new stories every run; the printed seed brings a run's stories back
+        args.seed = secrets.randbelow(2**31)
     path = args.checkpoint or (os.path.join(args.out, "model") if os.path.exists(os.path.join(args.out, "model"))
                                else SHIPPED)
     if not os.path.exists(path):
         sys.exit(f"no trained model at {path}: train one first (python examples/05_gpt2.py)")
     model, tok = load_model(path)
-    print(f"loaded {type(model).__name__} ({model.num_parameters():,} parameters) from {path}")
+    print(f"loaded {type(model).__name__} ({model.num_parameters():,} parameters) from {path}; seed {args.seed} "
+          f"(--seed {args.seed} writes these stories again)")
     for i, story in enumerate(write_stories(model, tok, args)):
         print(f"\n--- story {i + 1} ---\n{story}")
 
@@ -237,33 +276,39 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"), help="training text")
     ap.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
     ap.add_argument("--val-fraction", type=float, default=0.1, help="the last stories kept for validation")
-    ap.add_argument("--n-layer", type=int, default=2)
-    ap.add_argument("--n-head", type=int, default=4)
+    ap.add_argument("--n-layer", type=int, default=2, help="transformer blocks (depth)")
+    ap.add_argument("--n-head", type=int, default=4, help="attention heads per block (must divide --n-embd)")
     ap.add_argument("--n-kv-heads", type=int, default=0, help="llama: key/value heads (0: n_head // 2)")
     ap.add_argument("--n-experts", type=int, default=0, help="llama: mixture-of-experts MLPs (0: dense)")
-    ap.add_argument("--n-embd", type=int, default=128)
+    ap.add_argument("--n-embd", type=int, default=128, help="width C: the size of every token's vector")
     ap.add_argument("--block-size", type=int, default=128, help="context length T")
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step B")
-    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout rate in training (0: off)")
     ap.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False, help="biases (GPT-2 has them)")
     ap.add_argument("--steps", type=int, default=1600, help="optimizer steps")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr as a fraction of the peak")
     ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW's decoupled weight decay (matrices only)")
     ap.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0: off)")
     ap.add_argument("--eval-interval", type=int, default=250, help="steps between val evaluations")
     ap.add_argument("--eval-batches", type=int, default=0, help="val batches per evaluation (0: all of them)")
     ap.add_argument("--ckpt-interval", type=int, default=250, help="steps between checkpoints")
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0, help="also checkpoint when this many minutes have "
+                    "passed since the last one (Ctrl-C checkpoints too)")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
     ap.add_argument("--stop-after", type=int, default=0, help="stop (checkpointed) at this step, to resume later")
-    ap.add_argument("--num-samples", type=int, default=3, help="stories to write at the end")
+    ap.add_argument("--num-samples", type=int, default=3, help="stories to write (after training, or with --sample)")
     ap.add_argument("--prompt", default="", help="the opening words of every story (e.g. 'Once upon a time')")
-    ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--top-k", type=int, default=50)
+    ap.add_argument("--max-new-tokens", type=int, default=256, help="longest story, in tokens")
+    ap.add_argument("--temperature", type=float, default=0.8,
+                    help="sampling temperature: lower is safer and duller, 0 is greedy")
+    ap.add_argument("--top-k", type=int, default=50, help="sample only among the k most likely next tokens (0: all)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the smallest set of likely "
+                    "tokens whose probability reaches p (1: off)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
-    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--seed", type=int, default=None, help=f"random seed; training uses {TRAIN_SEED} when not given, "
+                    "--sample draws a fresh one (printed) so every run writes new stories")
     ap.add_argument("--out", default=os.path.join("out", "05_gpt2"), help="output folder")
     args = ap.parse_args(argv)
     if args.threads:

@@ -5,6 +5,11 @@ A nanoGPT-equivalent model written in PyTorch (when installed) checks GPT's logi
 import json
 import math
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -328,6 +333,42 @@ def test_storyteller_resumes_exactly(tmp_path, capsys, model):
     assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"] and len(a["val_loss"]) == 2
     st.main(["--sample", "--checkpoint", str(tmp_path / "a" / "model"), "--num-samples", "1", "--max-new-tokens", "5"])
     assert "--- story 1 ---" in capsys.readouterr().out
+
+
+def test_storyteller_ctrl_c_saves_a_checkpoint(tmp_path):
+    """A first Ctrl-C (SIGINT) ends training cleanly at a step boundary with a checkpoint of that step."""
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "05_gpt2.py")
+    args = TINY_RUN + ["--steps", "1000000", "--ckpt-interval", "1000000", "--eval-interval", "1000000",
+                       "--ckpt-minutes", "1000", "--out", str(tmp_path), "--threads", "1"]
+    proc = subprocess.Popen([sys.executable, "-u", script] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for line in proc.stdout:  # training starts after the "model: ..." line
+            if line.startswith("model:"):
+                break
+        time.sleep(2.0)  # some steps, no checkpoint yet (the intervals are out of reach)
+        assert not (tmp_path / "ckpt" / "checkpoint.json").exists()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    step = int(re.search(r"interrupted \(Ctrl-C\) at step (\d+)", out).group(1))
+    saved = json.loads((tmp_path / "ckpt" / "checkpoint.json").read_text())
+    assert step > 0 and saved["step"] == step
+
+
+def test_storyteller_samples_differ_unless_seeded(capsys):
+    """--sample without --seed writes new stories each run and prints its seed; that seed writes them again."""
+    st = _storyteller()
+    runs = []
+    for seed in ([], [], None):
+        if seed is None:
+            seed = ["--seed", re.search(r"seed (\d+)", runs[0]).group(1)]
+        st.main(["--sample", "--num-samples", "2", "--max-new-tokens", "12"] + seed)
+        runs.append(capsys.readouterr().out)
+    stories = [r[r.index("--- story 1"):] for r in runs]
+    assert stories[0] != stories[1] and stories[0] == stories[2]
 
 
 # The CI-sized run of the storyteller: the default model and data (L2 H4 C128 T128 B32, vocabulary
