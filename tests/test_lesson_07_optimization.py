@@ -1,10 +1,10 @@
 """Tests of the reference solutions of lesson 07, optimization (docs/solutions/07_optimization.py).
 
-The NumPy Adam/AdamW step is run for several steps beside tt.optim.Adam and tt.optim.AdamW on the same
-float64 gradients, and checked against the closed form of the first step (a move of lr against the
-sign of each gradient); the schedule against tt.optim.lr_scheduler.WarmupCosineLR and its values at the
-warmup end, the middle and the end; clipping against tt.nn.utils.clip_grad_norm_ and the norm it must
-leave.
+Kaiming's std against nn.init (calculate_gain, and the spread of kaiming_normal_'s draws); the signal
+through a random stack against closed forms (linear layers: c per layer; ReLU: sqrt(1 - 1/pi) with
+Kaiming's gain). The NumPy Adam/AdamW step runs beside tt.optim.Adam and tt.optim.AdamW on the same
+float64 gradients, and is checked against the closed form of the first step (a move of lr against the
+sign of each gradient); clipping against tt.nn.utils.clip_grad_norm_ and the norm it must leave.
 """
 import math
 
@@ -13,7 +13,7 @@ import pytest
 
 import tinytensor as tt
 from helpers import load_solution
-from tinytensor.optim.lr_scheduler import WarmupCosineLR
+from tinytensor.nn import init
 
 sol = load_solution("07_optimization")
 
@@ -51,24 +51,41 @@ def test_decoupled_decay_with_zero_gradient_is_a_plain_shrink():
     np.testing.assert_allclose(new, p * (1 - 0.1 * 0.5), rtol=1e-12)  # m = 0: only the shrink acts
 
 
-@pytest.mark.parametrize("warmup,total,min_ratio", [(100, 1600, 0.1), (10, 50, 0.0), (0, 20, 0.05), (5, 5, 0.2)])
-def test_warmup_cosine_matches_the_scheduler(warmup, total, min_ratio):
-    param = tt.zeros(1, requires_grad=True)
-    opt = tt.optim.AdamW([param], lr=2e-3)
-    sched = WarmupCosineLR(opt, warmup, total, min_ratio)
-    for step in range(total + 5):
-        assert math.isclose(sol.warmup_cosine_lr(step, 2e-3, warmup, total, min_ratio), opt.param_groups[0]["lr"],
-                            rel_tol=1e-12)
-        sched.step()
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+def test_kaiming_std_matches_the_library(activation):
+    expected = init.calculate_gain(activation) / math.sqrt(300)
+    assert math.isclose(sol.kaiming_std(300, activation), expected, rel_tol=1e-12)
+    tt.manual_seed(0)
+    w = init.kaiming_normal_(tt.empty(400, 300, dtype=tt.float64), nonlinearity=activation)  # fan_in 300
+    assert abs(w.numpy().std() / sol.kaiming_std(300, activation) - 1) < 0.02
 
 
-def test_warmup_cosine_landmarks():
-    peak, lr = 2e-3, (lambda s: sol.warmup_cosine_lr(s, 2e-3, 100, 1600, 0.1))
-    assert math.isclose(lr(0), peak / 100) and math.isclose(lr(99), peak)  # linear warmup to the peak
-    assert math.isclose(lr(100), peak)  # the cosine starts at the top
-    assert math.isclose(lr(850), (peak + 0.1 * peak) / 2)  # halfway: the middle of peak and floor
-    assert math.isclose(lr(1600), 0.1 * peak) and math.isclose(lr(5000), 0.1 * peak)
-    assert all(lr(s) >= lr(s + 1) for s in range(100, 1700))  # never rises after warmup
+@pytest.mark.parametrize("c", [0.5, 1.0, 1.5])
+def test_linear_stack_scales_by_c_per_layer(c):
+    """No activation: each layer multiplies the variance by width * weight_std^2 = c^2 (in expectation)."""
+    stds = sol.signal_through_stack(6, 512, c / math.sqrt(512), "linear")
+    np.testing.assert_allclose(stds, c ** np.arange(1, 7), rtol=0.15)
+
+
+def test_relu_stack_closed_form():
+    """ReLU of N(0, s^2) has mean s / sqrt(2 pi) and second moment s^2 / 2. With Kaiming's sqrt(2 / width)
+    every pre-activation has variance 2, so every layer's std is sqrt(2 (1/2 - 1/(2 pi))) = sqrt(1 - 1/pi);
+    with gain 1 the pre-activation variance is 1 at layer 1 and halves at every layer after."""
+    kaiming = sol.signal_through_stack(8, 512, sol.kaiming_std(512, "relu"), "relu")
+    np.testing.assert_allclose(kaiming, math.sqrt(1 - 1 / math.pi), rtol=0.1)
+    plain = sol.signal_through_stack(8, 512, 1 / math.sqrt(512), "relu")
+    np.testing.assert_allclose(plain, math.sqrt(1 - 1 / math.pi) * 0.5 ** (np.arange(1, 9) / 2), rtol=0.15)
+
+
+def test_tanh_stack_behaves_as_the_chapter_shows():
+    kaiming = sol.signal_through_stack(10, 256, sol.kaiming_std(256, "tanh"), "tanh")
+    default = sol.signal_through_stack(10, 256, 1 / math.sqrt(3 * 256), "tanh")  # PyTorch's default std
+    assert all(0.5 < s < 0.9 for s in kaiming)  # steady
+    assert all(a > b for a, b in zip(default, default[1:])) and default[-1] < 0.25  # fades layer by layer
+    rng = np.random.default_rng(0)
+    h = np.tanh(rng.standard_normal((1000, 256)) @ rng.standard_normal((256, 256)))  # N(0, 1) weights
+    assert np.std(h) == pytest.approx(sol.signal_through_stack(1, 256, 1.0, "tanh")[0])  # same draws, same std
+    assert (np.abs(h) > 0.97).mean() > 0.8  # saturated, as the chapter's 'unscaled' scheme
 
 
 @pytest.mark.parametrize("max_norm", [0.5, 3.0, 100.0])

@@ -1,11 +1,11 @@
 """Reference solutions to the exercises of lesson 07, optimization (docs/07_optimization.md).
 
-1. One Adam / AdamW step in NumPy, with bias correction and (decoupled or L2) weight decay.
-2. The learning rate of linear warmup followed by a cosine decay, as a function of the step.
+1. Kaiming's standard deviation, and the spread of a signal through a stack of random layers, in NumPy.
+2. One Adam / AdamW step in NumPy, with bias correction and (decoupled or L2) weight decay.
 3. Clipping a list of gradients to a largest total norm.
 
-tests/test_lesson_07_optimization.py checks them against tinytensor.optim (the code they re-derive),
-tt.nn.utils.clip_grad_norm_ and closed-form values.
+tests/test_lesson_07_optimization.py checks them against tinytensor (nn.init, optim, clip_grad_norm_,
+the code they re-derive) and against closed-form values.
 """
 import math
 from typing import List, Tuple
@@ -13,7 +13,38 @@ from typing import List, Tuple
 import numpy as np
 
 
-# ---- exercise 1: Adam and AdamW ------------------------------------------------------------------
+# ---- exercise 1: initialisation -----------------------------------------------------------------
+
+GAINS = {"linear": 1.0, "relu": math.sqrt(2.0), "tanh": 5.0 / 3}
+ACTIVATIONS = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh}
+
+
+def kaiming_std(fan_in: int, activation: str) -> float:
+    """The weight std that keeps the signal's size steady: gain / sqrt(fan_in).
+
+    Linear layers need Var(w) = 1 / fan_in; ReLU zeroes half of its input, so it needs twice that
+    (gain sqrt 2); tanh shrinks its input a little, and 5/3 is the usual gain that makes up for it.
+    """
+    return GAINS[activation] / math.sqrt(fan_in)
+
+
+def signal_through_stack(n_layers: int, width: int, weight_std: float, activation: str, batch: int = 1000,
+                         seed: int = 0) -> List[float]:
+    """The std of the activations after each of n_layers random layers h = act(h @ W), W ~ N(0, weight_std^2).
+
+    The input is a (batch, width) array of N(0, 1) numbers; the layers are square and have no bias.
+    """
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((batch, width))
+    stds = []
+    for _ in range(n_layers):
+        w = rng.standard_normal((width, width)) * weight_std  # (fan_in, fan_out)
+        h = ACTIVATIONS[activation](h @ w)  # (batch, width)
+        stds.append(float(h.std()))
+    return stds
+
+
+# ---- exercise 2: Adam and AdamW ------------------------------------------------------------------
 
 def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float = 1e-3,
               betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
@@ -34,23 +65,6 @@ def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int
     v_hat = v / (1 - beta2 ** t)
     p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
     return p, m, v
-
-
-# ---- exercise 2: warmup then cosine --------------------------------------------------------------
-
-def warmup_cosine_lr(step: int, peak_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
-    """The learning rate used at step (0-based): linear up to the peak, then half a cosine down to min_ratio.
-
-    Warmup: step s < warmup_steps gets peak * (s + 1) / warmup_steps, so step 0 already moves a little.
-    Decay: progress runs from 0 at warmup_steps to 1 at total_steps; after total_steps it stays at the floor.
-    """
-    floor = peak_lr * min_ratio
-    if step < warmup_steps:
-        return peak_lr * (step + 1) / warmup_steps
-    if step >= total_steps:
-        return floor
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return floor + (peak_lr - floor) * (1 + math.cos(math.pi * progress)) / 2
 
 
 # ---- exercise 3: gradient clipping -----------------------------------------------------------------
