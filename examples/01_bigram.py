@@ -193,16 +193,28 @@ def run(steps: int = 100, lr: float = 50.0, momentum: float = 0.9, smoothing: fl
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=100, help="full-batch gradient descent steps")
-    ap.add_argument("--lr", type=float, default=50.0, help="learning rate of SGD (the loss is an average over "
-                    "228k pairs, so each logit's gradient is tiny and the step must be large)")
-    ap.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0: plain gradient descent)")
-    ap.add_argument("--smoothing", type=float, default=1.0, help="pseudo-count added to every pair (add-one: 1)")
-    ap.add_argument("--samples", type=int, default=10, help="names to sample from each model")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the initial logits and the sampler")
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda when CuPy and a GPU are present")
-    ap.add_argument("--out", default=os.path.join("out", "01_bigram"), help="directory for the plots")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--steps", type=int, default=100,
+                    help="how many gradient descent steps train the learned bigram table; each step reads every "
+                    "bigram of every name once (full batch)")
+    ap.add_argument("--lr", type=float, default=50.0,
+                    help="learning rate of SGD: how far each step moves the logits along the gradient (the loss is "
+                    "an average over 228k pairs, so each logit's gradient is tiny and the step must be large)")
+    ap.add_argument("--momentum", type=float, default=0.9,
+                    help="SGD momentum: how much of the previous step is carried into the next one, which speeds up "
+                    "training (0 gives plain gradient descent)")
+    ap.add_argument("--smoothing", type=float, default=1.0,
+                    help="pseudo-count added to every pair in the counting model, so pairs never seen in the names "
+                    "still get a small probability (1 is add-one smoothing, 0 turns it off)")
+    ap.add_argument("--samples", type=int, default=10, help="how many new names to sample from each of the two models")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed for the initial logits and the sampler; the same seed gives the same run")
+    ap.add_argument("--device", default="cpu",
+                    help="where the tensors live: cpu, or cuda when CuPy and an NVIDIA GPU are present")
+    ap.add_argument("--out", default=os.path.join("out", "01_bigram"),
+                    help="folder for loss.png and counts.png (a relative path starts from the current directory; "
+                    "created if missing; an empty string skips the plots)")
     args = ap.parse_args(argv)
     run(args.steps, args.lr, args.momentum, args.smoothing, args.samples, args.seed, args.device, args.out)
 

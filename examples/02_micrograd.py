@@ -219,14 +219,26 @@ def save_plot(path: str, X: np.ndarray, y: np.ndarray, results: dict, grid_n: in
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=100, help="gradient descent steps per engine")
-    ap.add_argument("--lr", type=float, default=1.0, help="initial learning rate (decays linearly to lr/10)")
-    ap.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty weight")
-    ap.add_argument("--n-points", type=int, default=100, help="size of the two-moons training set")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the data and the initial weights")
-    ap.add_argument("--out", default="out/02_micrograd/", help="directory for the plot")
-    ap.add_argument("--grid", type=int, default=40, help="points per side of the decision-boundary grid")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--steps", type=int, default=100,
+                    help="how many gradient descent steps each engine (Value, then Tensor) trains the network; "
+                    "each step uses all training points")
+    ap.add_argument("--lr", type=float, default=1.0,
+                    help="learning rate at the first step: how far each step moves the weights; it falls linearly "
+                    "to lr/10 by the last step")
+    ap.add_argument("--alpha", type=float, default=1e-4,
+                    help="weight of the L2 penalty alpha * sum(w^2) added to the loss, which keeps the weights small")
+    ap.add_argument("--n-points", type=int, default=100,
+                    help="how many points the two-moons training set has (half of them in each moon)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed for the data and the initial weights; the same seed gives the same run")
+    ap.add_argument("--out", default="out/02_micrograd/",
+                    help="folder for micrograd.png (a relative path starts from the current directory; "
+                    "created if missing)")
+    ap.add_argument("--grid", type=int, default=40,
+                    help="points per side of the grid on which the plot colours the decision boundary "
+                    "(more is finer but slower, mostly in the Value engine)")
     args = ap.parse_args()
 
     X, y = make_moons(args.n_points, args.seed)

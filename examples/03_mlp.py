@@ -91,24 +91,46 @@ def run(config: Optional[MLPConfig] = None, steps: int = 1000, batch_size: int =
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=1000, help="training steps (minibatches)")
-    ap.add_argument("--batch-size", type=int, default=1024, help="examples per minibatch")
-    ap.add_argument("--lr", type=float, default=1e-2, help="peak learning rate of AdamW")
-    ap.add_argument("--warmup", type=int, default=100, help="steps of linear learning-rate warmup")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.05, help="final learning rate as a fraction of the peak")
-    ap.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled weight decay (matrices only)")
-    ap.add_argument("--block-size", type=int, default=3, help="characters of context")
-    ap.add_argument("--n-embd", type=int, default=10, help="embedding size per character")
-    ap.add_argument("--n-hidden", type=int, default=200, help="hidden layer width")
-    ap.add_argument("--n-layer", type=int, default=1, help="number of hidden layers")
-    ap.add_argument("--activation", choices=["tanh", "gelu"], default="tanh", help="hidden nonlinearity")
-    ap.add_argument("--eval-interval", type=int, default=250, help="steps between train/val evaluations")
-    ap.add_argument("--samples", type=int, default=10, help="names to sample at the end")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the weights, the batches and the sampler")
-    ap.add_argument("--split-seed", type=int, default=42, help="seed of the train/val/test split of the names")
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda when CuPy and a GPU are present")
-    ap.add_argument("--out", default=os.path.join("out", "03_mlp"), help="directory for the plot")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--steps", type=int, default=1000,
+                    help="training steps; each step updates the weights once from one random minibatch")
+    ap.add_argument("--batch-size", type=int, default=1024,
+                    help="examples (context, next character) per minibatch; larger batches give less noisy "
+                    "gradients and, on a CPU, fewer steps' worth of Python overhead")
+    ap.add_argument("--lr", type=float, default=1e-2,
+                    help="peak learning rate of AdamW, reached at the end of the warmup, then lowered by a "
+                    "cosine curve")
+    ap.add_argument("--warmup", type=int, default=100,
+                    help="steps over which the learning rate rises linearly from near 0 to --lr, so the first "
+                    "updates of a fresh model stay small")
+    ap.add_argument("--min-lr-ratio", type=float, default=0.05,
+                    help="learning rate at the last step, as a fraction of --lr (the end of the cosine decay)")
+    ap.add_argument("--weight-decay", type=float, default=0.01,
+                    help="AdamW's weight decay: each step shrinks the weight matrices a little towards zero "
+                    "(biases and embeddings are left alone), which discourages overfitting")
+    ap.add_argument("--block-size", type=int, default=3,
+                    help="how many previous characters the model sees to predict the next one")
+    ap.add_argument("--n-embd", type=int, default=10,
+                    help="length of the learned vector (embedding) that stands for each character")
+    ap.add_argument("--n-hidden", type=int, default=200, help="number of units in each hidden layer")
+    ap.add_argument("--n-layer", type=int, default=1,
+                    help="number of hidden layers (Bengio et al.'s model has one)")
+    ap.add_argument("--activation", choices=["tanh", "gelu"], default="tanh",
+                    help="the nonlinearity applied after each hidden layer")
+    ap.add_argument("--eval-interval", type=int, default=250,
+                    help="every this many steps, measure and print the loss on the whole train and val splits")
+    ap.add_argument("--samples", type=int, default=10, help="how many new names to sample from the trained model")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed for the initial weights, the order of the minibatches and the sampler")
+    ap.add_argument("--split-seed", type=int, default=42,
+                    help="random seed that shuffles the names before they are cut 80/10/10 into train/val/test; "
+                    "keep it fixed so runs are compared on the same names")
+    ap.add_argument("--device", default="cpu",
+                    help="where the tensors live: cpu, or cuda when CuPy and an NVIDIA GPU are present")
+    ap.add_argument("--out", default=os.path.join("out", "03_mlp"),
+                    help="folder for loss.png (a relative path starts from the current directory; created if "
+                    "missing; an empty string skips the plot)")
     args = ap.parse_args(argv)
     config = MLPConfig(block_size=args.block_size, n_embd=args.n_embd, n_hidden=args.n_hidden, n_layer=args.n_layer,
                        activation=args.activation)

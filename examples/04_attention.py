@@ -171,19 +171,35 @@ def plot_attention(model: AttentionLM, text: str, encode, path: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinyshakespeare.txt"), help="training text")
-    ap.add_argument("--steps", type=int, default=500, help="training steps per model")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--block-size", type=int, default=32, help="context length T (characters)")
-    ap.add_argument("--n-embd", type=int, default=64)
-    ap.add_argument("--n-head", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate of the attention models")
-    ap.add_argument("--bigram-lr", type=float, default=3e-2, help="AdamW learning rate of the bigram table")
-    ap.add_argument("--eval-batches", type=int, default=20, help="val batches of 64 per evaluation")
-    ap.add_argument("--device", default="cpu", help="only cpu for now")
-    ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--out", default=os.path.join("out", "04_attention"), help="output folder")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinyshakespeare.txt"),
+                    help="plain UTF-8 text to learn from; its first 90%% trains the models, the rest measures them")
+    ap.add_argument("--steps", type=int, default=500, help="training steps for each of the four models")
+    ap.add_argument("--batch-size", type=int, default=32,
+                    help="text windows per training step, each --block-size characters long")
+    ap.add_argument("--block-size", type=int, default=32,
+                    help="context length T: how many characters the models see at once (and attend over)")
+    ap.add_argument("--n-embd", type=int, default=64,
+                    help="width C of the token and position vectors of the attention models; the heads split it")
+    ap.add_argument("--n-head", type=int, default=4,
+                    help="attention heads of models 3 and 4, each of size n_embd / n_head (must divide --n-embd)")
+    ap.add_argument("--lr", type=float, default=3e-3,
+                    help="AdamW learning rate of the three attention models: how far each step moves the weights")
+    ap.add_argument("--bigram-lr", type=float, default=3e-2,
+                    help="AdamW learning rate of the bigram model, larger because a lookup table takes (and needs) "
+                    "bigger steps")
+    ap.add_argument("--eval-batches", type=int, default=20,
+                    help="how many validation batches of 64 windows are averaged to measure each model's val loss "
+                    "(more is steadier but slower)")
+    ap.add_argument("--device", default="cpu",
+                    help="accepted for the same command line as the other chapters; this chapter always runs on "
+                    "the CPU and ignores it")
+    ap.add_argument("--seed", type=int, default=1337,
+                    help="random seed for each model's initial weights, its training batches and the sample")
+    ap.add_argument("--out", default=os.path.join("out", "04_attention"),
+                    help="folder for attention.png and loss.png (a relative path starts from the current "
+                    "directory; created if missing)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 

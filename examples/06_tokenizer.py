@@ -52,14 +52,26 @@ def show_merges(tok: Tokenizer, first: int = 8, last: int = 4) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--vocab-size", type=int, default=4096, help="tokens in total: 256 bytes + merges + specials")
-    ap.add_argument("--pattern", choices=["gpt4", "gpt2"], default="gpt4", help="the split pattern")
-    ap.add_argument("--data", default=os.path.join(DATA, "tinystories_sample.txt"), help="training text (UTF-8)")
-    ap.add_argument("--max-chars", type=int, default=0, help="use only the first N characters (0: all)")
-    ap.add_argument("--holdout", type=float, default=0.1, help="fraction of stories kept out of training")
-    ap.add_argument("--seed", type=int, default=0, help="picks the held-out story shown split")
-    ap.add_argument("--out", default=os.path.join("out", "06_tokenizer"), help="output folder")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--vocab-size", type=int, default=4096,
+                    help="size of the vocabulary to train, counting the 256 byte tokens, the learned merges and "
+                    "the one special token <|endoftext|>; more tokens make shorter sequences")
+    ap.add_argument("--pattern", choices=["gpt4", "gpt2"], default="gpt4",
+                    help="which regex cuts the text into chunks (words, numbers, punctuation, spaces) before "
+                    "merging, so that no token spans two chunks: GPT-4's or GPT-2's")
+    ap.add_argument("--data", default=os.path.join(DATA, "tinystories_sample.txt"),
+                    help="UTF-8 text to train on, stories separated by <|endoftext|>")
+    ap.add_argument("--max-chars", type=int, default=0,
+                    help="read only the first N characters of --data, for a quicker run (0 reads it all)")
+    ap.add_argument("--holdout", type=float, default=0.1,
+                    help="fraction of the stories (the last ones) kept out of training, on which compression "
+                    "is measured")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="picks which held-out story is shown split into tokens; training itself is deterministic")
+    ap.add_argument("--out", default=os.path.join("out", "06_tokenizer"),
+                    help="folder for tokenizer.bpe and tokenizer.json (a relative path starts from the current "
+                    "directory; created if missing)")
     args = ap.parse_args(argv)
 
     with open(args.data, encoding="utf-8") as f:

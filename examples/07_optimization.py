@@ -287,27 +287,53 @@ def save_optimizer_plot(out: str, results: Dict[str, RunResult]) -> str:
 # ---- the chapter -------------------------------------------------------------------------------------
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=600, help="training steps of every optimizer run")
-    ap.add_argument("--batch-size", type=int, default=1024, help="examples per minibatch (chapter 03's)")
-    ap.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated optimizer runs, from {','.join(RUNS)}")
-    ap.add_argument("--sgd-lr", type=float, default=1.0, help="learning rate of plain SGD (best of 0.1, 0.3, 1.0)")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--steps", type=int, default=600,
+                    help="training steps of every optimizer run; each step updates the weights from one minibatch")
+    ap.add_argument("--batch-size", type=int, default=1024,
+                    help="examples per minibatch, in both studies (chapter 03's default)")
+    ap.add_argument("--runs", default=",".join(RUNS),
+                    help="which optimizer runs to train: names joined by commas without spaces, chosen from "
+                    + ", ".join(RUNS))
+    ap.add_argument("--sgd-lr", type=float, default=1.0,
+                    help="learning rate of plain SGD (the best of 0.1, 0.3 and 1.0 at the default settings)")
     ap.add_argument("--momentum-lr", type=float, default=0.1, help="learning rate of SGD with momentum 0.9")
-    ap.add_argument("--adam-lr", type=float, default=1e-2, help="(peak) learning rate of Adam and AdamW")
-    ap.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's decoupled weight decay (matrices only)")
-    ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps of the scheduled runs")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.05, help="final lr / peak lr of the cosine decay")
-    ap.add_argument("--clip", type=float, default=0.5, help="max total gradient norm of the clipped run")
-    ap.add_argument("--skip-init", action="store_true", help="skip the initialisation study")
+    ap.add_argument("--adam-lr", type=float, default=1e-2,
+                    help="learning rate of Adam and AdamW (the peak one in the warmup/cosine runs); the "
+                    "initialisation study trains with it too")
+    ap.add_argument("--weight-decay", type=float, default=0.01,
+                    help="AdamW's weight decay: each step shrinks the weight matrices a little towards zero "
+                    "(biases and embeddings are left alone)")
+    ap.add_argument("--warmup", type=int, default=100,
+                    help="steps over which the scheduled runs raise the learning rate linearly from near 0 to "
+                    "its peak")
+    ap.add_argument("--min-lr-ratio", type=float, default=0.05,
+                    help="learning rate at the last step of the scheduled runs, as a fraction of the peak (the end "
+                    "of the cosine decay)")
+    ap.add_argument("--clip", type=float, default=0.5,
+                    help="in the clipped run, gradients whose total norm exceeds this are scaled down to it, "
+                    "which guards against rare huge steps")
+    ap.add_argument("--skip-init", action="store_true",
+                    help="skip the initialisation study and go straight to the optimizer runs")
     ap.add_argument("--init-schemes", default=",".join(INIT_SCHEMES),
-                    help=f"comma-separated init schemes, from {','.join(INIT_SCHEMES)}")
-    ap.add_argument("--init-layers", type=int, default=4, help="hidden layers in the initialisation study")
-    ap.add_argument("--init-steps", type=int, default=200, help="training steps per init scheme (0: statistics only)")
-    ap.add_argument("--n-hidden", type=int, default=200, help="hidden layer width")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the weights and the batches")
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda when CuPy and a GPU are present")
-    ap.add_argument("--out", default=os.path.join("out", "07_optimization"), help="directory for the plots")
-    ap.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+                    help="which weight initialisations to study: names joined by commas without spaces, chosen "
+                    "from " + ", ".join(INIT_SCHEMES))
+    ap.add_argument("--init-layers", type=int, default=4,
+                    help="hidden layers of the deeper MLP used in the initialisation study")
+    ap.add_argument("--init-steps", type=int, default=200,
+                    help="training steps after measuring each initialisation, to see what it costs later "
+                    "(0 measures the statistics only)")
+    ap.add_argument("--n-hidden", type=int, default=200, help="units per hidden layer, in both studies")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed for the initial weights and the order of the minibatches; every run starts "
+                    "from the same weights and sees the same batches")
+    ap.add_argument("--device", default="cpu",
+                    help="where the tensors live: cpu, or cuda when CuPy and an NVIDIA GPU are present")
+    ap.add_argument("--out", default=os.path.join("out", "07_optimization"),
+                    help="folder for the plots (a relative path starts from the current directory; created if "
+                    "missing)")
+    ap.add_argument("--no-progress", action="store_true", help="hide the progress bars (for logs and scripts)")
     args = ap.parse_args(argv)
     for name in args.runs.split(","):
         if name not in RUNS:

@@ -267,19 +267,28 @@ def main(argv: Optional[List[str]] = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ncpu = os.cpu_count() or 1
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048], help="matmul sizes n")
-    ap.add_argument("--threads", type=int, nargs="+", default=sorted({1, ncpu}), help="CPU thread counts to try")
-    ap.add_argument("--steps", type=int, default=5, help="timed GPT training steps (the best one counts)")
-    ap.add_argument("--n-layer", type=int, default=4)
-    ap.add_argument("--n-head", type=int, default=4)
-    ap.add_argument("--n-embd", type=int, default=256)
-    ap.add_argument("--block-size", type=int, default=128, help="context length T")
-    ap.add_argument("--batch-size", type=int, default=8, help="sequences per step B")
-    ap.add_argument("--vocab-size", type=int, default=4096)
-    ap.add_argument("--fused-rows", type=int, default=2048, help="rows (B*T) of the layer norm and cross-entropy")
-    ap.add_argument("--seed", type=int, default=0, help="seed for the inputs and the GPT's weights")
-    ap.add_argument("--out", default=os.path.join("out", "08_device"), help="directory for the plot")
-    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024, 2048],
+                    help="matrix sizes n to time: each times (n, n) @ (n, n); the plot draws GFLOP/s against n")
+    ap.add_argument("--threads", type=int, nargs="+", default=sorted({1, ncpu}),
+                    help="CPU thread counts to time every workload with (the default is 1 and this machine's "
+                    "core count)")
+    ap.add_argument("--steps", type=int, default=5,
+                    help="how many GPT training steps are timed after one warm-up step; the fastest one counts")
+    ap.add_argument("--n-layer", type=int, default=4, help="transformer blocks of the GPT whose step is timed")
+    ap.add_argument("--n-head", type=int, default=4, help="attention heads per block of that GPT")
+    ap.add_argument("--n-embd", type=int, default=256,
+                    help="width of that GPT's vectors, also the width of the timed layer norm")
+    ap.add_argument("--block-size", type=int, default=128, help="context length T: tokens per sequence of that GPT")
+    ap.add_argument("--batch-size", type=int, default=8, help="sequences per GPT training step (B)")
+    ap.add_argument("--vocab-size", type=int, default=4096,
+                    help="vocabulary of that GPT, also the number of classes of the timed cross-entropy")
+    ap.add_argument("--fused-rows", type=int, default=2048,
+                    help="rows (like B*T tokens) of the inputs of the timed layer norm and cross-entropy")
+    ap.add_argument("--seed", type=int, default=0, help="random seed for the GPT's weights and its random inputs")
+    ap.add_argument("--out", default=os.path.join("out", "08_device"),
+                    help="folder for matmul.png (a relative path starts from the current directory; created if "
+                    "missing)")
+    ap.add_argument("--no-progress", action="store_true", help="hide the progress bar (for logs and scripts)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 

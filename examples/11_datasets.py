@@ -91,17 +91,31 @@ def check_resume(data_dir: str, tok: Tokenizer, seed: int) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"),
-                    help="UTF-8 text, stories separated by <|endoftext|> lines")
-    ap.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary (256 bytes + merges + BOS)")
-    ap.add_argument("--tokenizer", default=None, help="use this tokenizer file instead of training one")
-    ap.add_argument("--tokenizer-bytes", type=int, default=50_000_000, help="train the tokenizer on at most this")
-    ap.add_argument("--val-fraction", type=float, default=0.1, help="the last stories kept for validation")
-    ap.add_argument("--shard-tokens", type=int, default=50_000_000, help="tokens per shard file (memory bound)")
-    ap.add_argument("--synthetic", type=int, default=1000, help="synthetic template stories to generate")
-    ap.add_argument("--seed", type=int, default=0, help="seeds the synthetic stories and the loader")
-    ap.add_argument("--out", default=os.path.join("out", "11_datasets"), help="output folder")
+                    help="the corpus: UTF-8 text, stories separated by <|endoftext|> lines")
+    ap.add_argument("--vocab-size", type=int, default=4096,
+                    help="size of the BPE vocabulary to train, counting the 256 byte tokens, the learned merges and "
+                    "the BOS token <|endoftext|> (ignored with --tokenizer)")
+    ap.add_argument("--tokenizer", default=None,
+                    help="a saved tokenizer file (.bpe) to use instead of training a new one; when given, "
+                    "nothing is trained and no tokenizer.bpe is written")
+    ap.add_argument("--tokenizer-bytes", type=int, default=50_000_000,
+                    help="stop adding training stories to the tokenizer's training text once it holds more than "
+                    "this many characters, which bounds its training time on a large corpus")
+    ap.add_argument("--val-fraction", type=float, default=0.1,
+                    help="fraction of the stories, the last ones, set aside as the validation split (of the corpus "
+                    "and of the synthetic set); the tokenizer never trains on them")
+    ap.add_argument("--shard-tokens", type=int, default=50_000_000,
+                    help="tokens per shard file; writing buffers one shard in memory (2 bytes per token), so this "
+                    "bounds the memory used")
+    ap.add_argument("--synthetic", type=int, default=1000, help="how many template stories to generate")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed for the synthetic stories and for the order in which the loader cuts batches")
+    ap.add_argument("--out", default=os.path.join("out", "11_datasets"),
+                    help="folder for the tokenizer, the shards, the synthetic stories and lengths.png (a relative "
+                    "path starts from the current directory; created if missing)")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
 
