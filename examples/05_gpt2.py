@@ -273,7 +273,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--checkpoint", default=None, help="model directory for --sample (default: --out/model, "
                     "else the shipped examples/checkpoints/storyteller)")
     ap.add_argument("--model", choices=["gpt", "llama"], default="gpt", help="GPT-2 or the Llama-style model")
-    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"), help="training text")
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"),
+                    help="the text to train on: stories separated by <|endoftext|>")
     ap.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
     ap.add_argument("--val-fraction", type=float, default=0.1, help="the last stories kept for validation")
     ap.add_argument("--n-layer", type=int, default=2, help="transformer blocks (depth)")
@@ -285,7 +286,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step B")
     ap.add_argument("--dropout", type=float, default=0.0, help="dropout rate in training (0: off)")
     ap.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False, help="biases (GPT-2 has them)")
-    ap.add_argument("--steps", type=int, default=1600, help="optimizer steps")
+    ap.add_argument("--steps", type=int, default=1600, help="optimizer steps (each one batch of B x T tokens)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr as a fraction of the peak")
     ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
@@ -309,7 +310,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
     ap.add_argument("--seed", type=int, default=None, help=f"random seed; training uses {TRAIN_SEED} when not given, "
                     "--sample draws a fresh one (printed) so every run writes new stories")
-    ap.add_argument("--out", default=os.path.join("out", "05_gpt2"), help="output folder")
+    ap.add_argument("--out", default=os.path.join("out", "05_gpt2"),
+                    help="folder for the tokenizer, shards, checkpoint, model, log and plot")
     args = ap.parse_args(argv)
     if args.threads:
         tt.set_num_threads(args.threads)
