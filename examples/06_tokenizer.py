@@ -16,7 +16,7 @@ Prints: training time; the first and the last few merges; bytes per token on hel
 (raw bytes = 1.0, this vocabulary, GPT-2's); a bracketed token split of a sentence with each
 vocabulary; then saves `<out>/tokenizer.bpe` (tinytensor's text format) and
 `<out>/tokenizer.json` (loads in Hugging Face `tokenizers`).
-Takes about 5 seconds on a 2-core CPU (most of it regex splitting and loading GPT-2's files).
+Takes about 2 seconds on a 2-core CPU (most of it regex splitting and loading GPT-2's files).
 The --seed picks the held-out story that is shown split; training itself is deterministic.
 """
 import argparse
