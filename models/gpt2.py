@@ -3,6 +3,7 @@
     config = GPTConfig(block_size=128, vocab_size=4096, n_layer=2, n_head=4, n_embd=128)
     model = GPT(config)
     logits, loss = model(idx, targets)          # idx, targets: (B, T) int64
+    cache = model.make_cache(B); logits, _ = model(idx, cache=cache)   # chapter 12: (B, T, V), then 1 token/step
     out = model.generate(idx, 100, temperature=0.8, top_k=50, seed=0)
     model.save_pretrained("dir"); GPT.from_pretrained("dir")   # Hugging Face's GPT-2 layout
 
@@ -14,7 +15,10 @@ so that the residual stream's variance does not grow with depth.
 
 CausalSelfAttention lives here and not in tinytensor.nn: PyTorch's nn has no such module, and this
 one is GPT-2's (a fused c_attn projection, names that match GPT-2 checkpoints).
-Left out: a kv-cache (chapter 12), flash attention, and loading OpenAI's TensorFlow checkpoints.
+With `cache=` (a tinytensor.nn.KVCache from make_cache, chapter 12) the forward takes only the new tokens:
+their positions continue from the cache's length, each layer appends their keys and values to the cache
+and attends to all of them (F.decode_attention), and the logits of every new position come back.
+Left out: flash attention, and loading OpenAI's TensorFlow checkpoints.
 """
 from __future__ import annotations
 
@@ -55,15 +59,19 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: tt.Tensor) -> tt.Tensor:
+    def forward(self, x: tt.Tensor, cache: Optional[nn.KVCache] = None, layer: int = 0) -> tt.Tensor:
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=True)  # (B, nh, T, hs)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=True)  # (B, nh, T, hs)
+        else:  # chapter 12: keep this step's k, v and attend to every position cached so far
+            k, v = cache.update(layer, k, v)  # (B, nh, cache.length + T, hs)
+            y = F.decode_attention(q, k, v, start=cache.start)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): the heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
@@ -93,8 +101,8 @@ class Block(nn.Module):
         self.ln_1, self.attn = _layer_norm(config), CausalSelfAttention(config)
         self.ln_2, self.mlp = _layer_norm(config), MLP(config)
 
-    def forward(self, x: tt.Tensor) -> tt.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: tt.Tensor, cache: Optional[nn.KVCache] = None, layer: int = 0) -> tt.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -140,20 +148,37 @@ class GPT(nn.Module):
         n = self.num_parameters()
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
-    def forward(self, idx: tt.Tensor, targets: Optional[tt.Tensor] = None):
+    def forward(self, idx: tt.Tensor, targets: Optional[tt.Tensor] = None, cache: Optional[nn.KVCache] = None):
+        """(logits, loss). Without a cache or targets only the last position's logits (B, 1, V) are made;
+        with a cache (make_cache), idx holds the new tokens only and the logits of all of them come back."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"GPT: sequence of length {T} is longer than block_size {self.config.block_size}")
-        pos = tt.arange(T, device=idx.device)  # (T,)
+        if cache is None:
+            pos = tt.arange(T, device=idx.device)  # (T,)
+        else:
+            pos = cached_positions(cache, B, T, "GPT")  # (T,), or (B, T) with left padding
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, cache, i)
         x = self.transformer.ln_f(x)
-        if targets is None:  # inference: only the last position's logits are needed
+        if cache is not None:
+            cache.advance(T)
+        if targets is None and cache is None:  # inference: only the last position's logits are needed
             return self.lm_head(x[:, -1:, :]), None  # (B, 1, V)
         logits = self.lm_head(x)  # (B, T, V)
+        if targets is None:
+            return logits, None
         loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-1)
         return logits, loss
+
+    def make_cache(self, batch_size: int, max_len: Optional[int] = None, pad=None) -> nn.KVCache:
+        """An empty kv-cache for this model (chapter 12): max_len positions (block_size by default) per row.
+
+        pad: optional left padding per row (B ints): row b's first pad[b] tokens are padding."""
+        c = self.config
+        return new_cache(self.transformer.wte.weight, c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head,
+                         c.block_size, max_len, pad, "GPT")
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.95),
                              device_type: str = "cpu") -> tt.optim.AdamW:
@@ -225,6 +250,24 @@ class GPT(nn.Module):
         tt.save(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
             json.dump(hf, f, indent=2)
+
+
+def new_cache(weight: tt.Tensor, n_layer: int, batch_size: int, n_kv_heads: int, head_dim: int, block_size: int,
+              max_len: Optional[int], pad, who: str) -> nn.KVCache:
+    """A KVCache in weight's dtype and device, max_len (default block_size) checked against block_size."""
+    max_len = block_size if max_len is None else max_len
+    if max_len > block_size:
+        raise ValueError(f"{who}.make_cache: max_len {max_len} is longer than block_size {block_size}")
+    return nn.KVCache(n_layer, batch_size, n_kv_heads, max_len, head_dim, dtype=weight.dtype, device=weight.device,
+                      pad=pad)
+
+
+def cached_positions(cache: nn.KVCache, B: int, T: int, who: str) -> tt.Tensor:
+    """The positions of T new tokens after the cached ones ((T,), or (B, T) with left padding); checks they fit."""
+    if cache.batch_size != B:
+        raise ValueError(f"{who}: a batch of {B} rows does not match the cache's {cache.batch_size}")
+    cache.check_room(T, who)
+    return cache.positions(T)
 
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")

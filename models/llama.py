@@ -3,6 +3,7 @@
     config = LlamaConfig(block_size=128, vocab_size=4096, n_layer=2, n_head=4, n_kv_heads=2, n_embd=128)
     model = Llama(config)
     logits, loss = model(idx, targets)      # as GPT: (B, T) int64 in, (logits, loss) out
+    cache = model.make_cache(B); logits, _ = model(idx, cache=cache)   # chapter 12, as GPT's
 
 What changes from GPT-2 (models/gpt2.py), one idea each:
 - RMSNorm instead of LayerNorm: scale by 1/rms(x), no mean subtraction and no bias.
@@ -14,7 +15,9 @@ What changes from GPT-2 (models/gpt2.py), one idea each:
 - Optionally a mixture of experts (n_experts > 0): a router picks the top-k of n_experts SwiGLU MLPs
   for each token and mixes their outputs; a load-balancing loss (Switch Transformer's) keeps the
   router from sending every token to the same expert.
-Left out: a kv-cache, RoPE scaling for long contexts, expert capacity limits, loading Meta's checkpoints.
+With a kv-cache (chapter 12) only n_kv_heads heads are stored, and RoPE rotates each new q and k by its
+absolute position, read from the cache (per row with left padding).
+Left out: RoPE scaling for long contexts, expert capacity limits, loading Meta's checkpoints.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import tinytensor as tt
 import tinytensor.nn as nn
 import tinytensor.nn.functional as F
 
-from models.gpt2 import adamw_decaying_matrices
+from models.gpt2 import adamw_decaying_matrices, cached_positions, new_cache
 from models.sampling import generate
 
 
@@ -96,14 +99,19 @@ class Attention(nn.Module):
         self.wo = nn.Linear(self.n_head * self.hs, config.n_embd, bias=False)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: tt.Tensor, cos: tt.Tensor, sin: tt.Tensor) -> tt.Tensor:
+    def forward(self, x: tt.Tensor, cos: tt.Tensor, sin: tt.Tensor, cache: Optional[nn.KVCache] = None,
+                layer: int = 0) -> tt.Tensor:
         B, T, C = x.shape
         q = self.wq(x).reshape(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
         k = self.wk(x).reshape(B, T, self.n_kv, self.hs).transpose(1, 2)  # (B, n_kv, T, hs)
         v = self.wv(x).reshape(B, T, self.n_kv, self.hs).transpose(1, 2)  # (B, n_kv, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=True, enable_gqa=True)  # (B, nh, T, hs)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=True, enable_gqa=True)  # (B, nh, T, hs)
+        else:  # chapter 12: the cache keeps n_kv heads; each serves n_head / n_kv query heads
+            k, v = cache.update(layer, k, v)  # (B, n_kv, cache.length + T, hs)
+            y = F.decode_attention(q, k, v, start=cache.start)  # (B, nh, T, hs)
         return self.resid_dropout(self.wo(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -172,8 +180,9 @@ class Block(nn.Module):
         self.mlp_norm = nn.RMSNorm(config.n_embd, eps=config.norm_eps)
         self.mlp = MoE(config) if config.n_experts else SwiGLU(config.n_embd, config.hidden_size(), config.dropout)
 
-    def forward(self, x: tt.Tensor, cos: tt.Tensor, sin: tt.Tensor) -> tt.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x: tt.Tensor, cos: tt.Tensor, sin: tt.Tensor, cache: Optional[nn.KVCache] = None,
+                layer: int = 0) -> tt.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, cache, layer)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -198,23 +207,46 @@ class Llama(nn.Module):
                 std = 0.02 / math.sqrt(2 * config.n_layer) if name.endswith(("wo.weight", "w2.weight")) else 0.02
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, idx: tt.Tensor, targets: Optional[tt.Tensor] = None):
+    def forward(self, idx: tt.Tensor, targets: Optional[tt.Tensor] = None, cache: Optional[nn.KVCache] = None):
+        """(logits, loss) as GPT's: with a cache (make_cache), idx holds the new tokens and all their logits return."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"Llama: sequence of length {T} is longer than block_size {self.config.block_size}")
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]  # (T, hs)
+        cos, sin = self._rope(B, T, cache)  # (T, hs), or (B, 1, T, hs) with left padding
         x = self.drop(self.tok_embeddings(idx))  # (B, T, C)
-        for layer in self.layers:
-            x = layer(x, cos, sin)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, cache, i)
         x = self.norm(x)
-        if targets is None:
+        if cache is not None:
+            cache.advance(T)
+        if targets is None and cache is None:
             return self.output(x[:, -1:, :]), None  # (B, 1, V)
         logits = self.output(x)  # (B, T, V)
+        if targets is None:
+            return logits, None
         loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-1)
         aux = self.aux_loss()
         if aux is not None:
             loss = loss + self.config.aux_loss_coef * aux
         return logits, loss
+
+    def _rope(self, B: int, T: int, cache: Optional[nn.KVCache]):
+        """cos, sin for the T new positions: 0..T-1, or the cache's absolute positions (per row if padded)."""
+        if cache is None:
+            return self.rope_cos[:T], self.rope_sin[:T]  # (T, hs)
+        pos = cached_positions(cache, B, T, "Llama")
+        if pos.ndim == 1:
+            return self.rope_cos[cache.length:cache.length + T], self.rope_sin[cache.length:cache.length + T]
+        flat = pos.reshape(-1)  # (B * T,)
+        hs = self.rope_cos.shape[1]
+        return (self.rope_cos.index_select(0, flat).reshape(B, 1, T, hs),
+                self.rope_sin.index_select(0, flat).reshape(B, 1, T, hs))
+
+    def make_cache(self, batch_size: int, max_len: Optional[int] = None, pad=None) -> nn.KVCache:
+        """An empty kv-cache (chapter 12) holding n_kv_heads heads per layer; as GPT.make_cache."""
+        c = self.config
+        return new_cache(self.tok_embeddings.weight, c.n_layer, batch_size, c.n_kv_heads or c.n_head,
+                         c.n_embd // c.n_head, c.block_size, max_len, pad, "Llama")
 
     def aux_loss(self) -> Optional[tt.Tensor]:
         """The mean load-balancing loss of the MoE layers in the last forward (None for a dense model)."""

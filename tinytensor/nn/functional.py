@@ -404,3 +404,40 @@ def _combine_masks(attn_mask: Tensor, causal: Tensor) -> Tensor:
     if attn_mask.dtype.kind == "b":
         return attn_mask & causal
     return attn_mask.masked_fill(causal.logical_not(), -math.inf)
+
+
+def _decode_mask(start: Optional[Tensor], B: int, T: int, S: int, device) -> Tensor:
+    """(B or 1, 1, T, S) bool: query i (at key index S - T + i) sees keys start[b] <= j <= S - T + i."""
+    keys = arange(S, device=device)  # (S,)
+    mask = keys.unsqueeze(0) <= arange(S - T, S, device=device).unsqueeze(1)  # (T, S): bottom-right causal
+    if start is None:
+        return mask.reshape(1, 1, T, S)
+    return mask.reshape(1, 1, T, S) & (keys.reshape(1, 1, 1, S) >= start.reshape(B, 1, 1, 1))
+
+
+def decode_attention(query: Tensor, key: Tensor, value: Tensor, start: Optional[Tensor] = None,
+                     scale: Optional[float] = None) -> Tensor:
+    """Attention from the newest T positions to every cached one (the kv-cache's attention, chapter 12).
+
+    query (B, nh, T, E) holds the last T of the S positions in key, value (B, n_kv, S, E): query i sits at
+    key index S - T + i and sees keys j <= S - T + i (causal, aligned bottom-right), and only j >= start[b]
+    when start (B,) int64 is given (left padding). nh must be a multiple of n_kv (grouped-query attention:
+    query head h reads key/value head h // (nh // n_kv)). A query that sees no key gets zeros.
+    Not in PyTorch (whose is_causal aligns top-left): its scaled_dot_product_attention with this mask.
+    """
+    if query.ndim != 4 or key.ndim != 4 or value.shape != key.shape:
+        raise ValueError(f"decode_attention: need q (B, nh, T, E) and k, v (B, n_kv, S, E), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+    B, nh, T, E = query.shape
+    n_kv, S = key.shape[1], key.shape[2]
+    if key.shape[0] != B or key.shape[3] != E or T > S or n_kv == 0 or nh % n_kv:
+        raise ValueError(f"decode_attention: q {tuple(query.shape)} does not fit k, v {tuple(key.shape)}: need the "
+                         f"same B and E, T <= S and nh a multiple of n_kv")
+    if start is not None and (tuple(start.shape) != (B,) or start.dtype != int64):
+        raise ValueError(f"decode_attention: start must be int64 of shape ({B},), got {start.dtype} "
+                         f"{tuple(start.shape)}")
+    scale = 1.0 / math.sqrt(E) if scale is None else scale
+    if start is None and T == S:  # a prefill from an empty cache: plain causal attention
+        return scaled_dot_product_attention(query, key, value, is_causal=True, scale=scale, enable_gqa=True)
+    mask = _decode_mask(start, B, T, S, query.device)
+    return scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale, enable_gqa=True)
