@@ -8,15 +8,19 @@ and Pearson's chi-square test (critical values computed from the chi-square CDF 
 for every claim that samples follow a distribution.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
 import tinytensor as tt
 from gen_helpers import TableLM, chi2_critical, chi2_statistic
+from models.beam_search import beam_search
 from models.generate import generate
 from models.gpt2 import GPT, GPTConfig
 from models.llama import Llama, LlamaConfig
 from models.sampling import SamplingParams, TokenSampler, filter_logits, log_softmax
+from models.speculative import speculative_generate
 
 ALPHA = 1e-3  # every chi-square test runs at a fixed seed; this is its false-alarm rate over seeds
 
@@ -310,3 +314,115 @@ def test_models_batch_equals_alone_and_recomputation(make):
     for prompt, p, out in zip(prompts, params, sampled):
         assert out.tokens == generate(model, [prompt], 10, p)[0].tokens
     assert len({tuple(o.tokens) for o in sampled}) == 3
+
+
+# ---- beam search ---------------------------------------------------------------------------------------
+
+def brute_force_beams(model, prompt, n, eos, length_penalty):
+    """Every possible continuation (ending at its first eos, or after n tokens) scored as HF scores a beam."""
+    V, hyps = model.config.vocab_size, []
+    for length in range(1, n + 1):
+        for seq in itertools.product(range(V), repeat=length):
+            if eos in seq[:-1] or (length < n and seq[-1] != eos):
+                continue
+            ctx, total = list(prompt), 0.0
+            for t in seq:
+                total += log_softmax(model.next_logits(ctx))[t]
+                ctx.append(t)
+            hyps.append((total / length ** length_penalty, list(seq)))
+    return sorted(hyps, key=lambda h: -h[0])
+
+
+@pytest.mark.parametrize("length_penalty", [1.0, 0.0, 2.0, -0.5])
+def test_beam_search_wide_enough_is_exhaustive(length_penalty):
+    """With more beams than live hypotheses and early_stopping='never' (HF's exact stopping rule), beam search
+    must return the best continuations of all, with their scores."""
+    model = TableLM(vocab_size=4, block_size=12, seed=3, scale=1.0)
+    beams = beam_search(model, [1, 2], 3, num_beams=36, length_penalty=length_penalty, early_stopping="never",
+                        num_return_sequences=6, eos_token=0)
+    best = brute_force_beams(model, [1, 2], 3, 0, length_penalty)[:6]
+    assert [b.tokens for b in beams] == [t for _, t in best]
+    np.testing.assert_allclose([b.score for b in beams], [s for s, _ in best], rtol=1e-6)  # logits pass through float32
+    assert [b.finish_reason for b in beams] == ["stop" if t[-1] == 0 else "length" for _, t in best]
+
+
+def test_beam_search_narrow_scores_are_real_hypotheses():
+    """With few beams the search may miss the best, but what it returns is scored right and never beats the
+    exhaustive best."""
+    model = TableLM(vocab_size=5, block_size=12, seed=4, scale=2.0)
+    beams = beam_search(model, [3], 4, num_beams=2, num_return_sequences=2, eos_token=1)
+    everything = dict((tuple(t), s) for s, t in brute_force_beams(model, [3], 4, 1, 1.0))
+    for b in beams:
+        assert b.score == pytest.approx(everything[tuple(b.tokens)], rel=1e-6)
+    assert beams[0].score <= max(everything.values()) + 1e-6 and beams[0].score >= beams[1].score
+
+
+def test_beam_search_checks_its_arguments():
+    model = TableLM()
+    with pytest.raises(ValueError, match="num_return_sequences"):
+        beam_search(model, [1], 3, num_beams=2, num_return_sequences=3)
+    with pytest.raises(ValueError, match="early_stopping"):
+        beam_search(model, [1], 3, early_stopping="sometimes")
+    with pytest.raises(ValueError, match="block_size"):
+        beam_search(model, list(range(7)) * 2, 3)
+    assert len(beam_search(model, [1] * 12, 5, num_beams=2)[0].tokens) == 1  # a full window: one token
+
+
+# ---- speculative decoding -----------------------------------------------------------------------------------
+
+def exact_sequence_probs(model, prompt, n, params):
+    """P(first n new tokens = seq) for every seq, from the model's no-cache function and the sampling rule."""
+    V, probs = model.config.vocab_size, {}
+    for seq in itertools.product(range(V), repeat=n):
+        sampler, ctx, p = TokenSampler(params, prompt, V), list(prompt), 1.0
+        for t in seq:
+            p *= sampler.probs(model.next_logits(ctx))[t]
+            sampler.observe(t)
+            ctx.append(t)
+        probs[seq] = p
+    return probs
+
+
+SPECULATIVE_PARAMS = [SamplingParams(),
+                      SamplingParams(temperature=1.3, min_p=0.05, presence_penalty=0.7, repetition_penalty=1.2)]
+
+
+@pytest.mark.parametrize("params", SPECULATIVE_PARAMS)
+def test_speculative_samples_follow_the_target(params):
+    """Chi-square test over all 27 continuations of 3 tokens (V=3, 26 degrees of freedom), where a round proposes
+    2 draft tokens: rejections at either position, and the bonus token, all take part. The same counts must
+    fail the test against the draft's own distribution (the test can tell the two apart)."""
+    target = TableLM(vocab_size=3, block_size=8, seed=1, scale=1.0)
+    draft = TableLM(vocab_size=3, block_size=8, seed=2, scale=1.0)
+    p_target, p_draft = exact_sequence_probs(target, [1], 3, params), exact_sequence_probs(draft, [1], 3, params)
+    cells, gen, N = list(p_target), tt.Generator(0), 1500
+    counts, accepted, proposed = np.zeros(len(cells)), 0, 0
+    for _ in range(N):
+        out = speculative_generate(target, draft, [1], 3, params, num_draft=2, generator=gen)
+        counts[cells.index(tuple(out.tokens))] += 1
+        accepted, proposed = accepted + out.accepted, proposed + out.proposed
+    stat, df = chi2_statistic(counts, [p_target[c] for c in cells])
+    assert stat < chi2_critical(df, ALPHA)
+    stat_draft, df_draft = chi2_statistic(counts, [p_draft[c] for c in cells]) if all(
+        p_draft[c] > 0 for c, k in zip(cells, counts) if k) else (np.inf, df)
+    assert stat_draft > chi2_critical(df_draft, ALPHA)
+    assert 0.2 < accepted / proposed < 0.95  # the draft is neither always right nor always wrong
+
+
+def test_speculative_with_the_target_as_draft_accepts_everything():
+    model = TableLM(vocab_size=5, block_size=16, seed=5)
+    out = speculative_generate(model, model, [1, 2], 10, SamplingParams(seed=3), num_draft=3)
+    assert out.acceptance_rate == 1.0 and out.proposed == 3 + 3 + 1 and out.target_calls == 3
+    assert len(out.tokens) == 10 and out.finish_reason == "length"
+
+
+@pytest.mark.parametrize("num_draft", [1, 3, 5])
+def test_speculative_greedy_is_the_targets_greedy(num_draft):
+    target = TableLM(vocab_size=6, block_size=16, seed=6)
+    draft = TableLM(vocab_size=6, block_size=16, seed=7)
+    greedy = SamplingParams(temperature=0, repetition_penalty=1.3)
+    for prompt in ([1], [2, 3, 4]):
+        want = reference_row(target, prompt, 20, greedy, eos=(5,))
+        out = speculative_generate(target, draft, prompt, 20, greedy, num_draft=num_draft, eos_token=5)
+        assert (out.tokens, out.finish_reason) == want
+        assert out.target_calls < len(out.tokens) + 1 or out.accepted == 0
