@@ -97,6 +97,8 @@ def evaluate(model, batches) -> float:
 
 def write_stories(model, tok: Tokenizer, args) -> List[str]:
     """--num-samples stories, each starting from <|endoftext|> and --prompt, sampled with args.seed."""
+    if args.num_samples <= 0:
+        return []
     bos = tok.special_tokens[EOT]
     prompt = [bos] + tok.encode(getattr(args, "prompt", "") or "")  # every story starts after <|endoftext|>
     idx = tt.tensor([prompt] * args.num_samples, dtype=tt.int64)
