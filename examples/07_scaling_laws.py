@@ -283,10 +283,11 @@ def recommend(fit: dict, runs: List[dict], args, vocab_size: int, train_tokens: 
     """The fit's compute-optimal model for --minutes of training at the measured FLOP rate; and, when that D
     repeats the train split more than --max-epochs times, the best model whose D stays within that cap (along
     an iso-compute curve the fitted loss falls towards the optimum, so the cap itself is then best)."""
-    rate = flop_rate(runs)
+    rate = args.flops_per_s or flop_rate(runs)
     C = rate * args.minutes * 60
     N, D = compute_optimal(fit, C)
     rec = {"minutes": args.minutes, "flops_per_s": rate, "C": C, "N": N, "D": D, "tokens_per_param": D / N,
+           "rate_from": "--flops-per-s" if args.flops_per_s else "measured on the largest model",
            "predicted_val_loss": float(scaling_law(fit, N, D)), "epochs_of_train_split": D / train_tokens}
     rec.update(shape_summary(N, C, args, vocab_size))
     D_cap = args.max_epochs * train_tokens
@@ -329,8 +330,8 @@ def print_check(extra: dict) -> None:
 
 
 def print_recommendation(rec: dict) -> None:
-    print(f"\n{rec['minutes']:.0f} minutes at {rec['flops_per_s'] / 1e9:.1f} GFLOP/s (measured on the largest "
-          f"model) is C = {rec['C']:.3g} FLOPs; the fit recommends N = {rec['N']:,.0f} parameters and "
+    print(f"\n{rec['minutes']:.0f} minutes at {rec['flops_per_s'] / 1e9:.1f} GFLOP/s ({rec['rate_from']}) is "
+          f"C = {rec['C']:.3g} FLOPs; the fit recommends N = {rec['N']:,.0f} parameters and "
           f"D = {rec['D']:,.0f} tokens ({rec['tokens_per_param']:.1f} per parameter, "
           f"{rec['epochs_of_train_split']:.1f} epochs of the train split), predicted val loss "
           f"{rec['predicted_val_loss']:.3f}")
@@ -433,6 +434,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm")
     ap.add_argument("--eval-batches", type=int, default=0, help="val batches, the same for every run (0: all)")
     ap.add_argument("--minutes", type=float, default=90.0, help="training time to recommend a model for")
+    ap.add_argument("--flops-per-s", type=float, default=0.0, help="the training speed the recommendation "
+                    "assumes, in FLOP/s (0: 6 N tokens/s measured on the largest model run, which counts any other "
+                    "load on the machine)")
     ap.add_argument("--max-epochs", type=float, default=4.0, help="also recommend a model whose D repeats the "
                     "train split at most this often, when the compute-optimal D would repeat it more")
     ap.add_argument("--fresh", action="store_true", help="retrain every run (else runs in --out/runs.json are reused)")
