@@ -1,6 +1,7 @@
 """Decoding with a kv-cache (chapter 12): batched generation, the context window, and the entry points.
 
-    from models.generate import generate, beam_search, speculative_generate
+    from models.generate import generate          # beam search: models/beam_search.py,
+                                                  # speculative decoding: models/speculative.py
     outs = generate(model, [[1, 2, 3], [4, 5]], 50, SamplingParams(temperature=0.8, top_p=0.9, seed=1),
                     eos_token=0, stop=["\\n\\n"], decode=tok.decode)
     outs[0].tokens, outs[0].text, outs[0].finish_reason        # "stop" or "length"
@@ -19,9 +20,9 @@ still returned), and window="slide" keeps its last `slide_keep` tokens (default 
 tokens as recomputing the window every step, as generation without a cache did) and rebuilds the
 cache from them; a smaller slide_keep rebuilds less often and changes the results.
 
-Beam search is in models/beam_search.py and speculative decoding in models/speculative.py; both are
-re-exported here. Left out: batched beam search over several prompts at once, and log-probs in
-speculative decoding.
+Beam search (models/beam_search.py) and speculative decoding (models/speculative.py) use this module's
+helpers (check_prompt, prefill, forward_last, eval_mode). generate_tensor is the models' generate().
+Left out: batched beam search over several prompts at once, log-probs in speculative decoding.
 """
 from __future__ import annotations
 

@@ -368,6 +368,38 @@ def test_beam_search_checks_its_arguments():
     assert len(beam_search(model, [1] * 12, 5, num_beams=2)[0].tokens) == 1  # a full window: one token
 
 
+@pytest.fixture(scope="module")
+def gpt_and_hf(tmp_path_factory):
+    """A random GPT-2 (logits spread as a trained model's) and the same weights in transformers' GPT2LMHeadModel."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    model = gpt_model(block_size=32, vocab_size=61)
+    path = str(tmp_path_factory.mktemp("gpt2"))
+    model.save_pretrained(path)
+    return model, transformers.GPT2LMHeadModel.from_pretrained(path).eval()
+
+
+@pytest.mark.parametrize("length_penalty,early_stopping", [(1.0, False), (2.0, True), (0.0, "never"),
+                                                           (-1.0, False), (1.5, "never")])
+@pytest.mark.parametrize("eos_rank", [1, 60])  # eos: the 2nd most likely first token, or the least likely one
+def test_beam_search_matches_hugging_face(gpt_and_hf, length_penalty, early_stopping, eos_rank):
+    import torch
+    model, hf = gpt_and_hf
+    prompt = [5, 17, 3]
+    with torch.no_grad():
+        first = hf(torch.tensor([prompt])).logits[0, -1]
+    eos = int(torch.argsort(first, descending=True)[eos_rank])
+    ref = hf.generate(torch.tensor([prompt]), num_beams=4, max_new_tokens=8, length_penalty=length_penalty,
+                      early_stopping=early_stopping, num_return_sequences=3, eos_token_id=eos, pad_token_id=eos,
+                      do_sample=False, output_scores=True, return_dict_in_generate=True)
+    beams = beam_search(model, prompt, 8, num_beams=4, length_penalty=length_penalty, early_stopping=early_stopping,
+                        num_return_sequences=3, eos_token=eos)
+    for seq, score, beam in zip(ref.sequences.tolist(), ref.sequences_scores.tolist(), beams):
+        new = seq[len(prompt):]
+        new = new[:new.index(eos) + 1] if eos in new else new  # HF pads a finished beam with eos
+        assert beam.tokens == new and beam.score == pytest.approx(score, rel=1e-4, abs=1e-5)
+
+
 # ---- speculative decoding -----------------------------------------------------------------------------------
 
 def exact_sequence_probs(model, prompt, n, params):
@@ -426,3 +458,29 @@ def test_speculative_greedy_is_the_targets_greedy(num_draft):
         out = speculative_generate(target, draft, prompt, 20, greedy, num_draft=num_draft, eos_token=5)
         assert (out.tokens, out.finish_reason) == want
         assert out.target_calls < len(out.tokens) + 1 or out.accepted == 0
+
+
+def perturbed_copy(model, make, noise, seed):
+    """The same architecture with each weight w -> w (1 + noise z), z ~ N(0, 1): a draft that often, not always,
+    agrees with the model."""
+    copy = make(seed=seed)
+    rng = np.random.default_rng(seed)
+    with tt.no_grad():
+        for (_, p), (_, q) in zip(model.named_parameters(), copy.named_parameters()):
+            q.copy_(p * tt.tensor(1 + noise * rng.standard_normal(p.shape), dtype=p.dtype))
+    return copy
+
+
+@pytest.mark.parametrize("make", [gpt_model, llama_model])
+def test_speculative_greedy_on_real_models_is_the_targets_greedy(make):
+    target = make()
+    draft = perturbed_copy(target, make, 0.05, seed=1)
+    greedy = SamplingParams(temperature=0)
+    rng = np.random.default_rng(4)
+    accepted = proposed = 0
+    for prompt in (rng.integers(0, 61, 3).tolist(), rng.integers(0, 61, 22).tolist()):
+        want = generate(target, [prompt], 16, greedy)[0]  # the second prompt runs into the window (32)
+        out = speculative_generate(target, draft, prompt, 16, greedy, num_draft=3)
+        assert (out.tokens, out.finish_reason) == (want.tokens, want.finish_reason)
+        accepted, proposed = accepted + out.accepted, proposed + out.proposed
+    assert 0 < accepted < proposed  # both acceptances and rejections happened
