@@ -14,6 +14,7 @@ namespace {
 
 using tt::In;
 using tt::InOpt;
+using tt::DimsArg;
 using tt::Out;
 using tt::OutOpt;
 
@@ -70,6 +71,13 @@ void init_fused(py::module_& m) {
                                  int64_t bh, int64_t t, int64_t s, int64_t d, double scale, bool causal) {
     py::gil_scoped_release nogil;
     tt::attention_backward(gq, gk, gv, dt, go, q, k, v, out, lse, bh, t, s, d, scale, causal);
+  });
+  m.def("decode_attention", [](Out out, int dt, In q, In k, In v, InOpt start, int64_t batch, int64_t nh, int64_t nkv,
+                               int64_t t, int64_t s, int64_t d, DimsArg ks, DimsArg vs, double scale) {
+    const tt::Strides3 kst{ks.at(0), ks.at(1), ks.at(2)}, vst{vs.at(0), vs.at(1), vs.at(2)};
+    py::gil_scoped_release nogil;
+    tt::decode_attention(out, dt, q, k, v, static_cast<const int64_t*>(start.p), batch, nh, nkv, t, s, d, kst, vst,
+                         scale);
   });
   m.def("adamw", [](std::vector<Out> params, std::vector<In> grads, std::vector<Out> exp_avgs,
                     std::vector<Out> exp_avg_sqs, int dt, double lr, double beta1, double beta2, double eps,

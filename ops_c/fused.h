@@ -42,6 +42,17 @@ void attention_backward(void* gq, void* gk, void* gv, int dt, const void* go, co
                         const void* v, const void* out, const void* lse,
                         int64_t bh, int64_t t, int64_t s, int64_t d, double scale, bool causal);
 
+// Element strides of a (batch, heads, rows, d) operand whose last dim is contiguous.
+struct Strides3 {
+  int64_t batch, head, row;
+};
+// out, q: (batch, nh, t, d) contiguous; k, v: (batch, nkv, >= s, d) at strides ks, vs; start: int64 (batch,) or
+// null. Query i of row b (key index s - t + i) sees keys max(start[b], 0) <= j <= s - t + i, from key/value head
+// h / (nh / nkv); a query that sees none gets zeros. Forward only (chapter 12's kv-cache decoding).
+void decode_attention(void* out, int dt, const void* q, const void* k, const void* v, const int64_t* start,
+                      int64_t batch, int64_t nh, int64_t nkv, int64_t t, int64_t s, int64_t d, const Strides3& ks,
+                      const Strides3& vs, double scale);
+
 // One AdamW step in place over many tensors of one dtype; sizes[i] elements each.
 void adamw(const std::vector<void*>& params, const std::vector<const void*>& grads,
            const std::vector<void*>& exp_avgs, const std::vector<void*>& exp_avg_sqs,

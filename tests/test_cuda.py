@@ -430,6 +430,23 @@ def test_attention(cu, dtype, bh, t, s, d):
 
 
 @pytest.mark.parametrize("dtype", FLOATING, ids=str)
+@pytest.mark.parametrize("b, nh, nkv, t, s, d, cap", [(2, 4, 2, 1, 300, 17, 301), (3, 3, 3, 3, 70, 130, 72),
+                                                      (1, 2, 1, 5, 5, 8, 5)])
+def test_decode_attention(cu, dtype, b, nh, nkv, t, s, d, cap):
+    """The kv-cache kernel on cache buffers of cap rows (s used): several key tiles (s > 128 threads), more
+    channels than threads (d 130), grouped heads, and starts that leave a query no key at all."""
+    rng = np.random.default_rng(13)
+    tol = {64: 1e-9, 32: 1e-4, 16: 3e-2}[dtype.bits]
+    q = values(rng, b * nh * t * d, dtype)
+    k, v = (values(rng, b * nkv * cap * d, dtype) for _ in range(2))
+    strides = (nkv * cap * d, cap * d, d)
+    for start in (None, np.array([0, s - 1, s][:b], dtype=np.int64)):
+        both(cu, lambda be, o, q, k, v, st: be.decode_attention(o, dtype, q, k, v, st, b, nh, nkv, t, s, d, strides,
+                                                                strides, 1 / math.sqrt(d)),
+             [np.zeros(b * nh * t * d, dtype.np), q, k, v, start], [0], tol)
+
+
+@pytest.mark.parametrize("dtype", FLOATING, ids=str)
 def test_adamw_steps_many_tensors_in_one_launch(cu, dtype):
     rng = np.random.default_rng(13)
     sizes = (5, 0, 300, 1)

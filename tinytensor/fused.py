@@ -16,6 +16,7 @@ import threading
 from .autograd import Function, is_grad_enabled
 from .dtype import float32, float64
 
+
 class _State(threading.local):
     enabled = True  # per thread
 
@@ -97,7 +98,7 @@ class CrossEntropy(Function):
         loss = x._new_empty((rows,))
         dlogits = x._new_empty(x.shape) if x.requires_grad and is_grad_enabled() else None
         x._buf.backend.cross_entropy(_flat(loss), _flat(dlogits), x.dtype, _flat(x), _flat(target), rows, n,
-                            ignore_index, smoothing, 1.0 / count if count else 0.0)
+                                     ignore_index, smoothing, 1.0 / count if count else 0.0)
         self.reduced = reduction != "none"
         self.save_for_backward(dlogits)
         if reduction == "none":
@@ -118,7 +119,7 @@ class LayerNorm(Function):
         rows, n = _rows(x)
         out, mean, rstd = x._new_empty(x.shape), _stats(x, (rows,)), _stats(x, (rows,))
         x._buf.backend.layer_norm(_flat(out), _flat(mean), _flat(rstd), x.dtype, _flat(x), _flat(weight), _flat(bias),
-                         rows, n, eps)
+                                  rows, n, eps)
         self.has = (weight is not None, bias is not None)
         self.save_for_backward(x, weight, mean, rstd)
         return out
@@ -129,7 +130,7 @@ class LayerNorm(Function):
         gw = x._new_empty(x.shape[-1:]) if self.has[0] else None
         gb = x._new_empty(x.shape[-1:]) if self.has[1] else None
         x._buf.backend.layer_norm_backward(_flat(gx), _flat(gw), _flat(gb), x.dtype, _flat(g), _flat(x), _flat(mean),
-                                  _flat(rstd), _flat(weight), *_rows(x))
+                                           _flat(rstd), _flat(weight), *_rows(x))
         return tuple(t for t, keep in ((gx, True), (gw, self.has[0]), (gb, self.has[1])) if keep)
 
 
@@ -149,7 +150,7 @@ class RMSNorm(Function):
         gx = x._new_empty(x.shape)
         gw = x._new_empty(x.shape[-1:]) if self.has_weight else None
         x._buf.backend.rms_norm_backward(_flat(gx), _flat(gw), x.dtype, _flat(g), _flat(x), _flat(rstd), _flat(weight),
-                                *_rows(x))
+                                         *_rows(x))
         return (gx, gw) if self.has_weight else gx
 
 
@@ -178,7 +179,8 @@ class Attention(Function):
         s = k.shape[-2]
         bh = q.numel() // (t * d)
         out, lse = q._new_empty(q.shape), _stats(q, (bh, t))
-        q._buf.backend.attention(_flat(out), _flat(lse), q.dtype, _flat(q), _flat(k), _flat(v), bh, t, s, d, scale, causal)
+        q._buf.backend.attention(_flat(out), _flat(lse), q.dtype, _flat(q), _flat(k), _flat(v), bh, t, s, d, scale,
+                                 causal)
         self.args = (bh, t, s, d, scale, causal)
         self.save_for_backward(q, k, v, out, lse)
         return out
@@ -186,9 +188,36 @@ class Attention(Function):
     def backward(self, g):
         q, k, v, out, lse = self.saved_tensors
         gq, gk, gv = q._new_empty(q.shape), k._new_empty(k.shape), v._new_empty(v.shape)
-        q._buf.backend.attention_backward(_flat(gq), _flat(gk), _flat(gv), q.dtype, _flat(g), _flat(q), _flat(k), _flat(v),
-                                 _flat(out), _flat(lse), *self.args)
+        q._buf.backend.attention_backward(_flat(gq), _flat(gk), _flat(gv), q.dtype, _flat(g), _flat(q), _flat(k),
+                                          _flat(v), _flat(out), _flat(lse), *self.args)
         return gq, gk, gv
+
+
+def _in_place(t):
+    """(flat backend array from t's first element, its (batch, head, row) strides): a 4-d operand read in place.
+
+    The kernel needs the last dim contiguous and no negative stride; anything else is copied first."""
+    if t.stride(-1) != 1 or min(t.stride()) < 0:
+        t = t.detach().contiguous()
+    off = t._view.offset
+    span = sum((n - 1) * st for n, st in zip(t.shape, t.stride())) + 1
+    return t._buf.data[off:off + span], t.stride()[:3]
+
+
+class DecodeAttention(Function):
+    """Attention of q's t newest positions to the cached k, v (chapter 12's kv-cache); forward only."""
+
+    def forward(self, q, k, v, start, scale: float):
+        B, nh, t, d = q.shape
+        out = q._new_empty(q.shape)
+        (kd, ks), (vd, vs) = _in_place(k), _in_place(v)
+        q._buf.backend.decode_attention(_flat(out), q.dtype, _flat(q), kd, vd, _flat(start), B, nh, k.shape[1], t,
+                                        k.shape[2], d, ks, vs, scale)
+        return out
+
+    def backward(self, g):
+        raise RuntimeError("decode_attention: the fused kv-cache kernel has no backward; call it with gradients "
+                           "off (tt.no_grad()) or through F.decode_attention, which then runs the math path")
 
 
 def adamw_(params, grads, exp_avgs, exp_avg_sqs, lr: float, beta1: float, beta2: float, eps: float,
@@ -196,6 +225,6 @@ def adamw_(params, grads, exp_avgs, exp_avg_sqs, lr: float, beta1: float, beta2:
     """One AdamW step in place over contiguous tensors of one dtype and device (no graph, no checks)."""
     p0 = params[0]
     p0._buf.backend.adamw([_flat(p) for p in params], [_flat(g) for g in grads], [_flat(m) for m in exp_avgs],
-                 [_flat(v) for v in exp_avg_sqs], p0.dtype, lr, beta1, beta2, eps, weight_decay, step)
+                          [_flat(v) for v in exp_avg_sqs], p0.dtype, lr, beta1, beta2, eps, weight_decay, step)
     for t in (*params, *exp_avgs, *exp_avg_sqs):
         t._buf.version += 1

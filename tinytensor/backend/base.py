@@ -56,6 +56,11 @@ FUSED = {
     "attention": "(out, lse, dtype, q, k, v, bh, t, s, d, scale, causal)  q, out (bh, t, d); k, v (bh, s, d); "
                  "lse (bh, t); causal keeps key j <= query i (PyTorch's top-left is_causal)",
     "attention_backward": "(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, scale, causal)",
+    "decode_attention": "(out, dtype, q, k, v, start, batch, nh, nkv, t, s, d, k_strides, v_strides, scale)  "
+                        "forward only (chapter 12's kv-cache): q, out (batch, nh, t, d); k, v (batch, nkv, s, d) read "
+                        "in place at their (batch, head, row) element strides, the last dim contiguous; start int64 "
+                        "(batch,) or None. Query i of row b sees keys max(start[b], 0) <= j <= s - t + i of head "
+                        "h // (nh // nkv); one that sees none gets zeros",
     "adamw": "(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step)  "
              "one AdamW step in place over lists of flat arrays of one dtype; step counts from 1",
 }

@@ -125,5 +125,10 @@ def attention_backward(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, sc
     _C.attention_backward(gq, gk, gv, dtype.code, go, q, k, v, out, lse, bh, t, s, d, scale, causal)
 
 
+def decode_attention(out, dtype, q, k, v, start, batch, nh, nkv, t, s, d, k_strides, v_strides, scale):
+    _C.decode_attention(out, dtype.code, q, k, v, start, batch, nh, nkv, t, s, d, tuple(k_strides), tuple(v_strides),
+                        scale)
+
+
 def adamw(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step):
     _C.adamw(params, grads, exp_avgs, exp_avg_sqs, dtype.code, lr, beta1, beta2, eps, weight_decay, step)

@@ -64,6 +64,7 @@ KERNELS = {
                             "rms_norm_backward_kernel", "norm_param_grad_kernel") for e in _each(n, FLOATING)],
     "activation.cu": _each("gelu_kernel", FLOATING) + _each("gelu_backward_kernel", FLOATING),
     "adamw.cu": _each("adamw_kernel", FLOATING),
+    "decode_attention.cu": _each("decode_attention_kernel", FLOATING),
     "attention.cu": [e for n in ("attention_kernel", "attention_backward_prep_kernel", "attention_backward_kv_kernel",
                                  "attention_backward_q_kernel") for e in _each(n, FLOATING)],
 }
@@ -496,6 +497,15 @@ def attention_backward(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, sc
     sizes = (_i64(bh), _i64(t), _i64(s), _i32(d), _f64(scale), _i32(causal))
     _attn("attention_backward_kv_kernel", dtype, s, bh, d, (gk, gv, go, q, k, v, lse, dsum) + sizes, "kv")
     _attn("attention_backward_q_kernel", dtype, t, bh, d, (gq, go, q, k, v, lse, dsum) + sizes, "q")
+
+
+def decode_attention(out, dtype, q, k, v, start, batch, nh, nkv, t, s, d, k_strides, v_strides, scale):
+    if batch * nh * t > 0:  # one block of _ATTN_THREADS per (head, query) and row; shared: q, o (d), p (threads)
+        _kernel("decode_attention.cu", "decode_attention_kernel", dtype)(
+            (min(nh * t, _MAX_BLOCKS), min(batch, _MAX_BLOCKS)), (_ATTN_THREADS,),
+            (out, q, k, v, _zero(int64) if start is None else start, _i32(start is not None), _i64(batch), _i64(nh),
+             _i64(nkv), _i64(t), _i64(s), _i32(d), *map(_i64, k_strides), *map(_i64, v_strides), _f64(scale)),
+            shared_mem=(2 * d + _ATTN_THREADS) * _stat(dtype).itemsize)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step):

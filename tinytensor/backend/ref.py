@@ -282,6 +282,27 @@ def attention_backward(gq, gk, gv, dtype, go, q, k, v, out, lse, bh, t, s, d, sc
     _put(gv, p.transpose(0, 2, 1) @ go)
 
 
+def _cache_rows(a, strides, shape):
+    """A (batch, heads, rows, d) float64 copy of a cache buffer read at (batch, head, row) element strides."""
+    item = a.itemsize
+    view = np.lib.stride_tricks.as_strided(a, shape=shape, strides=tuple(x * item for x in strides) + (item,))
+    return view.astype(np.float64)
+
+
+def decode_attention(out, dtype, q, k, v, start, batch, nh, nkv, t, s, d, k_strides, v_strides, scale):
+    q = q[:batch * nh * t * d].astype(np.float64).reshape(batch, nh, t, d)
+    k, v = (np.repeat(_cache_rows(a, st, (batch, nkv, s, d)), nh // nkv, axis=1)
+            for a, st in ((k, k_strides), (v, v_strides)))  # (batch, nh, s, d): head h reads h // (nh // nkv)
+    lo = np.zeros(batch, np.int64) if start is None else np.maximum(start[:batch], 0)
+    j = np.arange(s)
+    keep = (j <= (s - t + np.arange(t))[:, None])[None, None] & (j >= lo[:, None, None, None])  # (batch, 1, t, s)
+    scores = np.where(keep, q @ k.transpose(0, 1, 3, 2) * scale, -np.inf)
+    m = scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores - np.where(np.isfinite(m), m, 0))
+    den = e.sum(axis=-1, keepdims=True)
+    _put(out, (e / np.where(den == 0, 1, den)) @ v)
+
+
 def adamw(params, grads, exp_avgs, exp_avg_sqs, dtype, lr, beta1, beta2, eps, weight_decay, step):
     for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
         g64 = g.astype(np.float64)

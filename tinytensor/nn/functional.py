@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Union
 import ml_dtypes
 
 from .. import fused
-from ..autograd import Function, no_grad
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..dtype import bfloat16, float16, float32, int64
 from ..creation import arange, rand
 from ..tensor import Tensor, where
@@ -424,6 +424,8 @@ def decode_attention(query: Tensor, key: Tensor, value: Tensor, start: Optional[
     when start (B,) int64 is given (left padding). nh must be a multiple of n_kv (grouped-query attention:
     query head h reads key/value head h // (nh // n_kv)). A query that sees no key gets zeros.
     Not in PyTorch (whose is_causal aligns top-left): its scaled_dot_product_attention with this mask.
+    Without gradients this is one kernel reading k and v in place (no (T, S) matrix, no repeated heads);
+    with them, or inside fused.disabled(), the math path (scaled_dot_product_attention with the mask).
     """
     if query.ndim != 4 or key.ndim != 4 or value.shape != key.shape:
         raise ValueError(f"decode_attention: need q (B, nh, T, E) and k, v (B, n_kv, S, E), got "
@@ -439,5 +441,8 @@ def decode_attention(query: Tensor, key: Tensor, value: Tensor, start: Optional[
     scale = 1.0 / math.sqrt(E) if scale is None else scale
     if start is None and T == S:  # a prefill from an empty cache: plain causal attention
         return scaled_dot_product_attention(query, key, value, is_causal=True, scale=scale, enable_gqa=True)
+    wants_grad = is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    if not wants_grad and fused.fits(query, key, value) and (start is None or start.device == query.device):
+        return fused.DecodeAttention.apply(query, key, value, start, scale)  # reads the cache in place
     mask = _decode_mask(start, B, T, S, query.device)
     return scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale, enable_gqa=True)
