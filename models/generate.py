@@ -233,3 +233,25 @@ def generate(model, prompts: Prompts, max_new_tokens: int,
             live = still
             cache, logits = _advance(model, rows, live, cache, max_new_tokens - step - 2, window, keep)
     return [r.out for r in rows]
+
+
+def generate_tensor(model, idx: tt.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                    top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Optional[int] = None,
+                    generator: Optional[tt.Generator] = None, eos_token: Optional[int] = None) -> tt.Tensor:
+    """GPT.generate and Llama.generate: idx (B, T) extended by up to max_new_tokens tokens, (B, T + steps).
+
+    As before chapter 12, one generator (the given one, else a new one from seed, else tinytensor's default)
+    draws for every row in turn, a prompt longer than the window is cropped to its last block_size tokens,
+    and generation past the window slides it one token at a time, so a seed gives the same tokens as the
+    loop without a cache did. Steps run until every row has emitted eos_token; a row that ended earlier is
+    filled with eos_token after it (the loop without a cache kept sampling there).
+    """
+    gen = generator if generator is not None else tt.Generator(seed) if seed is not None else None
+    gen = gen if gen is not None else tt.random.default_generator
+    outs = generate(model, idx, max_new_tokens, SamplingParams(temperature, top_k, top_p), eos_token=eos_token,
+                    generator=gen, truncate=True, window="slide")
+    steps = max(len(o.tokens) + (o.finish_reason == "stop") for o in outs)
+    fill = eos_token if eos_token is not None else 0
+    new = [o.tokens + [fill] * (steps - len(o.tokens)) for o in outs]
+    new_idx = tt.tensor(np.asarray(new, dtype=np.int64).reshape(len(outs), steps), dtype=tt.int64, device=idx.device)
+    return tt.cat([idx, new_idx], dim=1)

@@ -33,7 +33,7 @@ import tinytensor as tt
 import tinytensor.nn as nn
 import tinytensor.nn.functional as F
 
-from models.sampling import generate
+from models.generate import generate_tensor
 
 
 @dataclass
@@ -197,14 +197,14 @@ class GPT(nn.Module):
     def generate(self, idx: tt.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
                  top_p: Optional[float] = None, seed: Optional[int] = None,
                  generator: Optional[tt.Generator] = None, eos_token: Optional[int] = None) -> tt.Tensor:
-        """Extend idx (B, T) by max_new_tokens sampled tokens, feeding each back in (no kv-cache: chapter 12).
+        """Extend idx (B, T) by max_new_tokens sampled tokens, feeding each back in (with the kv-cache).
 
         temperature 0 picks the most likely token; top_k keeps the k most likely, top_p the smallest set
         whose probability reaches p. A seed (or generator) makes the samples reproducible; by default
-        tinytensor's default generator is used. Generation stops early once every row has emitted eos_token.
+        tinytensor's default generator is used. Generation stops early once every row has emitted eos_token
+        (rows that ended earlier are filled with eos_token). models/generate.py has the full decoders.
         """
-        return generate(self, idx, max_new_tokens, self.config.block_size, temperature, top_k, top_p, seed,
-                        generator, eos_token)
+        return generate_tensor(self, idx, max_new_tokens, temperature, top_k, top_p, seed, generator, eos_token)
 
     # ---- Hugging Face GPT-2 checkpoints ------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import tinytensor.nn as nn
 import tinytensor.nn.functional as F
 
 from models.gpt2 import adamw_decaying_matrices, cached_positions, new_cache
-from models.sampling import generate
+from models.generate import generate_tensor
 
 
 @dataclass
@@ -262,5 +262,4 @@ class Llama(nn.Module):
                  top_p: Optional[float] = None, seed: Optional[int] = None,
                  generator: Optional[tt.Generator] = None, eos_token: Optional[int] = None) -> tt.Tensor:
         """As GPT.generate: sample max_new_tokens tokens, seeded, with temperature, top_k and top_p."""
-        return generate(self, idx, max_new_tokens, self.config.block_size, temperature, top_k, top_p, seed,
-                        generator, eos_token)
+        return generate_tensor(self, idx, max_new_tokens, temperature, top_k, top_p, seed, generator, eos_token)

@@ -214,34 +214,3 @@ def sample_next(logits: tt.Tensor, temperature: float = 1.0, top_k: Optional[int
     x = filter_logits(logits.detach().float().numpy() / temperature, top_k, top_p)
     probs = np.exp(x - x.max(-1, keepdims=True))  # (B, V), zero outside the kept set
     return tt.multinomial(tt.from_numpy(probs), 1, generator=generator)  # (B, 1)
-
-
-# ---- the loop without a kv-cache (kept until the models delegate to models/generate.py) -----------------------
-
-@tt.no_grad()
-def generate(model, idx: tt.Tensor, max_new_tokens: int, block_size: int, temperature: float = 1.0,
-             top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Optional[int] = None,
-             generator: Optional[tt.Generator] = None, eos_token: Optional[int] = None) -> tt.Tensor:
-    """Extend idx (B, T) by up to max_new_tokens tokens, running model(idx_cond) -> (logits, _) for each.
-
-    No kv-cache (chapter 12): every step reruns the last block_size tokens. A seed (or a generator) makes
-    the samples reproducible; without either, tinytensor's default generator is used. Generation stops
-    early once every row has produced eos_token. The model is put in eval mode and restored after.
-    """
-    was_training = model.training
-    model.eval()
-    gen = generator if generator is not None else (tt.Generator(seed) if seed is not None else None)
-    done = np.zeros(idx.shape[0], dtype=bool)
-    try:
-        for _ in range(max_new_tokens):
-            idx_cond = idx if idx.shape[1] <= block_size else idx[:, -block_size:]
-            logits, _ = model(idx_cond)  # (B, T or 1, V)
-            nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, gen)  # (B, 1)
-            idx = tt.cat([idx, nxt], dim=1)
-            if eos_token is not None:
-                done |= nxt.numpy()[:, 0] == eos_token
-                if done.all():
-                    break
-    finally:
-        model.train(was_training)
-    return idx

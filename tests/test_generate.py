@@ -484,3 +484,46 @@ def test_speculative_greedy_on_real_models_is_the_targets_greedy(make):
         assert (out.tokens, out.finish_reason) == (want.tokens, want.finish_reason)
         accepted, proposed = accepted + out.accepted, proposed + out.proposed
     assert 0 < accepted < proposed  # both acceptances and rejections happened
+
+
+# ---- the models' generate(): chapter 05's callers ------------------------------------------------------
+
+@tt.no_grad()
+def old_generate(model, idx, n, temperature=1.0, top_k=None, top_p=None, seed=None, eos_token=None):
+    """The loop the models used before the kv-cache: the last block_size tokens rerun for every new token, one
+    generator drawing for every row in turn, every row sampled until all have emitted eos."""
+    gen, block = tt.Generator(seed) if seed is not None else None, model.config.block_size
+    rows, done = idx.numpy().tolist(), np.zeros(idx.shape[0], dtype=bool)
+    for _ in range(n):
+        logits, _ = model(tt.tensor([r[-block:] for r in rows], dtype=tt.int64))
+        logits = logits.numpy()[:, -1].astype(np.float64)
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            x = filter_logits(logits / temperature, top_k, top_p)
+            nxt = tt.multinomial(tt.from_numpy(np.exp(x - x.max(-1, keepdims=True))), 1, generator=gen).numpy()[:, 0]
+        for r, t in zip(rows, nxt):
+            r.append(int(t))
+        done |= nxt == eos_token
+        if done.all():
+            break
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("make", [gpt_model, llama_model])
+@pytest.mark.parametrize("kw", [dict(temperature=0.9, top_k=20, seed=3), dict(temperature=0), dict(top_p=0.8, seed=5)])
+def test_model_generate_keeps_the_old_results(make, kw):
+    """model.generate(idx, n, ...) with the cache gives the old loop's tokens for the same seed, past the window
+    (block_size 16, 5 + 30 tokens) too; with eos_token, each row agrees up to its eos and is eos after it."""
+    model = make(block_size=16)
+    x = tt.tensor(np.random.default_rng(0).integers(0, 61, (3, 5)), dtype=tt.int64)
+    old = old_generate(model, x, 30, **kw)
+    np.testing.assert_array_equal(model.generate(x, 30, **kw).numpy(), old)
+    eos = int(old[1, 8])
+    old = old_generate(model, x, 30, eos_token=eos, **kw)
+    new = model.generate(x, 30, eos_token=eos, **kw).numpy()
+    assert new.shape == old.shape
+    for a, b in zip(new, old):
+        end = 5 + list(b[5:]).index(eos) if eos in b[5:] else len(b)
+        assert list(a[:end + 1]) == list(b[:end + 1])
+        assert end == len(b) or (a[end:] == eos).all()  # the old loop sampled on after eos; now eos fills
