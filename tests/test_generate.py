@@ -316,6 +316,17 @@ def test_models_batch_equals_alone_and_recomputation(make):
     assert len({tuple(o.tokens) for o in sampled}) == 3
 
 
+def test_models_window_stop_with_a_rebuilt_cache():
+    """Prompts of 12 and 2 tokens in a window of 16: the long row stops after 16 - 12 + 1 tokens; the cache
+    (16 slots, 10 of them the short row's padding) is then rebuilt without the padding for the short row."""
+    model = gpt_model(block_size=16)
+    prompts = [list(range(3, 15)), [7, 8]]
+    outs = generate(model, prompts, 20, SamplingParams(temperature=0), window="stop")
+    assert [(len(o.tokens), o.finish_reason) for o in outs] == [(5, "length"), (15, "length")]
+    for prompt, out in zip(prompts, outs):
+        assert out.tokens == recompute_greedy(model, prompt, len(out.tokens))
+
+
 # ---- beam search ---------------------------------------------------------------------------------------
 
 def brute_force_beams(model, prompt, n, eos, length_penalty):
