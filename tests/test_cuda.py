@@ -22,6 +22,7 @@ import pytest
 
 import tinytensor as tt
 from models.gpt2 import GPT, GPTConfig
+from models.llama import Llama, LlamaConfig
 from tinytensor import backend
 from tinytensor.backend import base, cuda, ref
 from tinytensor.dtype import ALL, FLOATING, bool_, float32, float64, from_numpy_dtype, int16, int32, int64, uint8
@@ -530,3 +531,22 @@ def test_gpt_training_step_matches_the_cpu(cu):
     np.testing.assert_allclose(losses["cuda"][0], losses["cpu"][0], rtol=1e-5)
     # later steps may differ a little more: AdamW divides by sqrt(v), so tiny gradients move parameters by ~lr
     np.testing.assert_allclose(losses["cuda"], losses["cpu"], rtol=1e-3)
+
+
+def test_cached_decoding_on_cuda_matches_the_cpu(cu):
+    """The kv-cache path on the device (chapter 12): a left-padded prefill, then one token per step, with GQA
+    and RoPE; the cache lives on the GPU and every logit matches the CPU's."""
+    cfg = LlamaConfig(block_size=16, vocab_size=37, n_layer=2, n_head=4, n_kv_heads=2, n_embd=16, ffn_hidden=32)
+    rng = np.random.default_rng(1)
+    prompt, steps = tt.tensor(rng.integers(0, 37, (2, 5))), tt.tensor(rng.integers(0, 37, (2, 3)))
+    logits = {}
+    for device in ("cpu", "cuda"):
+        tt.manual_seed(0)
+        model = Llama(cfg).to(device).eval()
+        cache = model.make_cache(2, pad=[2, 0])
+        with tt.no_grad():
+            got = [model(prompt.to(device), cache=cache)[0]]
+            got += [model(steps[:, j:j + 1].to(device), cache=cache)[0] for j in range(3)]
+        assert cache.k[0].device == device and cache.length == 8
+        logits[device] = np.concatenate([g.cpu().numpy() for g in got], axis=1)
+    np.testing.assert_allclose(logits["cuda"], logits["cpu"], rtol=1e-4, atol=1e-5)
