@@ -20,6 +20,7 @@ from models.sampling import SamplingParams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORYTELLER = os.path.join(ROOT, "examples", "checkpoints", "storyteller")
+DRAFT = os.path.join(ROOT, "examples", "checkpoints", "storyteller_draft")
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,23 @@ def test_example_runs_tiny(ch12, tmp_path):
         assert r["same_tokens"] and r["acceptance"] == 1.0 and r["acceptance_sampled"] == 1.0
         assert r["tokens_per_target_pass"] > 1.0
     assert "## greedy" in (tmp_path / "outputs.md").read_text(encoding="utf-8")
+
+
+def multiply_adds_per_token(config: dict) -> int:
+    """A GPT-2's multiply-adds per generated token at an empty context: 12 C^2 per block plus the head's C V."""
+    C = config["n_embd"]
+    return config["n_layer"] * 12 * C * C + C * config["vocab_size"]
+
+
+def test_shipped_draft_fits_the_storyteller():
+    """Same tokenizer byte for byte (ids must mean the same tokens) and at most a quarter of the compute."""
+    with open(os.path.join(DRAFT, "tokenizer.bpe"), "rb") as a, open(os.path.join(STORYTELLER, "tokenizer.bpe"),
+                                                                     "rb") as b:
+        assert a.read() == b.read()
+    configs = []
+    for path in (DRAFT, STORYTELLER):
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            configs.append(json.load(f))
+    draft, target = configs
+    assert draft["vocab_size"] == target["vocab_size"]
+    assert multiply_adds_per_token(draft) <= multiply_adds_per_token(target) / 4

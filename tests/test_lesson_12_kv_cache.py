@@ -39,6 +39,12 @@ def test_bytes_match_the_llama_cache_with_gqa(n_kv):
     assert sol.kv_cache_bytes(2, 3, n_kv, 24, 8) == model.make_cache(3).nbytes
 
 
+def test_the_lessons_answer_at_7b_size():
+    # 32 layers, heads of 128, 4096 positions, 16-bit numbers, 24 GiB: 12 sequences with 32 kv heads, 48 with 8
+    assert sol.max_batch(24 * 2 ** 30, 32, 32, 4096, 128, 2) == 12
+    assert sol.max_batch(24 * 2 ** 30, 32, 8, 4096, 128, 2) == 48
+
+
 @pytest.mark.parametrize("budget", [0, 1000, 65_536, 65_537, 10 ** 6, 123_456_789])
 def test_max_batch_is_the_largest_that_fits(budget):
     shape = dict(n_layer=2, n_kv_heads=2, max_len=64, head_dim=16)
