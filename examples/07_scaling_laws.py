@@ -96,8 +96,8 @@ def solve_linear_part(N, D, L, alpha: float, beta: float):
 def fit_scaling_law(N: Sequence[float], D: Sequence[float], L: Sequence[float],
                     alpha_range=(0.02, 1.5), beta_range=(0.02, 1.5), points: int = 50, refinements: int = 4) -> dict:
     """Least-squares fit of L(N, D) = E + A/N^alpha + B/D^beta with E, A, B >= 0: a grid over (alpha, beta),
-    an exact non-negative solve for (E, A, B) at each grid point, then `refinements` finer grids (a tenth of
-    the range, `points`//4 per side) around the best point so far."""
+    an exact non-negative solve for (E, A, B) at each grid point, then `refinements` finer grids around the best
+    point so far (each spans one step of the grid before on either side, with `points`//4 points per side)."""
     N, D, L = (np.asarray(v, dtype=np.float64) for v in (N, D, L))
     alphas, betas = np.linspace(*alpha_range, points), np.linspace(*beta_range, points)
     best = (math.inf, None, None, None)
@@ -420,7 +420,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--tokens", nargs="+", type=int, default=GRID_TOKENS, help="the grid's token budgets D "
                     "(each rounded to whole steps of batch-size x block-size tokens)")
     ap.add_argument("--extra", default=EXTRA, help="the check run left out of the fit, shape:tokens ('' for none)")
-    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"), help="training text")
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "tinystories_sample.txt"),
+                    help="the stories to train on, separated by <|endoftext|>")
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "checkpoints", "storyteller", "tokenizer.bpe"),
                     help="the BPE tokenizer (the storyteller's 4096 tokens)")
     ap.add_argument("--val-fraction", type=float, default=0.1, help="the last stories kept for validation")
@@ -442,7 +443,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--fresh", action="store_true", help="retrain every run (else runs in --out/runs.json are reused)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: the default)")
     ap.add_argument("--seed", type=int, default=1337, help="model init and data order (the same for every run)")
-    ap.add_argument("--out", default=os.path.join("out", "07_scaling_laws"), help="output folder")
+    ap.add_argument("--out", default=os.path.join("out", "07_scaling_laws"),
+                    help="folder for runs.json (the cache of finished runs), results.json and the plot")
     quick = ap.parse_known_args(argv)[0].quick
     if quick:
         ap.set_defaults(**QUICK)
