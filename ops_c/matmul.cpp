@@ -12,8 +12,10 @@
 // float16/bfloat16 are packed into float32 and accumulated in a float32 workspace; integer
 // dtypes use a plain loop. Threads split a batch of many products, or the row blocks of one (its
 // columns when it has few rows).
-// Left out: a hand-scheduled assembly kernel, run-time CPU dispatch (we build for the host), and
-// a no-packing kernel for tiny matrices (there, Python's per-op overhead dominates anyway).
+// Products with at most 8 rows (decoding one token per sequence; 32 for x @ W.T) skip packing:
+// SIMD kernels walk B in place, as dot products along K when B's columns are contiguous (x @ W.T)
+// and as row updates when its rows are (x @ W).
+// Left out: a hand-scheduled assembly kernel, run-time CPU dispatch (we build for the host).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -323,12 +325,196 @@ C dot(const T* a, int64_t sa, const T* b, int64_t sb, int64_t K) {
 
 // Products with a few rows or columns (a vector times a matrix, e.g. one token at inference):
 // packing would mostly pad the register tile with zeros, and reading B once is the whole cost
-// anyway, so walk B directly. c (M, N) row stride ldc = a (M, K) @ b (K, N), both strided.
-constexpr int64_t kSmall = 8;   // at most this many rows go to gemm_small
+// anyway, so walk B directly. Two SIMD kernels for float and double, by which side of B is
+// contiguous, and a plain loop for everything else.
+constexpr int64_t kSmall = 8;      // at most this many rows go to gemm_small,
+constexpr int64_t kSmallDot = 32;  // and this many when B's columns are contiguous (gemm_small_dot)
+// Rows of a per tile of the small kernels: 4 x 4 accumulators and the loads fit AVX-512's 32 vector
+// registers, 2 x 4 the 16 of AVX.
+constexpr int kTileRows = kVecBytes >= 64 ? 4 : 2;
 
+// v, kept in a register. GCC's tuning for AMD cores folds every use of a loaded vector into its
+// multiply-add as a memory operand, that is, loads it again for each use; in the small kernels
+// below that made the load ports, not the FMA units, the limit (32 loads per 16 FMAs).
+template <class V> inline V in_register(V v) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm("" : "+v"(v));
+#endif
+  return v;
+}
+
+// The sum of the lanes of v: its two halves added as vectors, until two lanes are left.
+template <class C, class V> inline C lane_sum(V v) {
+  if constexpr (sizeof(V) == 2 * sizeof(C)) {
+    return v[0] + v[1];
+  } else {
+    typedef C Half __attribute__((vector_size(sizeof(V) / 2)));
+    Half lo, hi;
+    std::memcpy(&lo, &v, sizeof(Half));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(Half), sizeof(Half));
+    return lane_sum<C>(lo + hi);
+  }
+}
+
+// c (R, J) row stride ldc = a (R, K) row stride sam @ b (K, J) column stride sbn, where rows of a
+// and columns of b are contiguous along K (x @ W.T with W (N, K) row-major): R x J dot products
+// at once, each of the J column loads reused by R rows and each row load by J columns; one vector
+// of partial sums per output, summed across its lanes at the end, and the last K % W scalar.
+// The columns `ahead` elements on (the caller's next tile) are fetched into L2 meanwhile: the
+// hardware prefetcher does not follow J runs of memory read side by side.
+template <class C, int R, int J>
+void dot_tile(C* c, int64_t ldc, const C* a, int64_t sam, const C* b, int64_t sbn, int64_t K, int64_t ahead) {
+  using V = typename Blocking<C>::Vec;
+  constexpr int W = Blocking<C>::W;
+  V acc[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) acc[r][j] = V{};
+  int64_t k = 0;
+  for (; k + W <= K; k += W) {
+    V bj[J];
+    for (int j = 0; j < J; ++j) {
+      bj[j] = in_register(load_vec<V>(b + j * sbn + k));
+      __builtin_prefetch(b + ahead + j * sbn + k, 0, 2);
+    }
+    for (int r = 0; r < R; ++r) {
+      V ar = in_register(load_vec<V>(a + r * sam + k));
+      for (int j = 0; j < J; ++j) acc[r][j] += ar * bj[j];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) {
+      C s = lane_sum<C>(acc[r][j]);
+      for (int64_t kk = k; kk < K; ++kk) s += a[r * sam + kk] * b[j * sbn + kk];
+      c[r * ldc + j] = s;
+    }
+}
+
+// a (K,) . b (K,), both contiguous, with four vector accumulators (one alone would wait on the
+// multiply-add latency), the last K % W scalar.
+template <class C>
+C dot_contiguous(const C* a, const C* b, int64_t K) {
+  using V = typename Blocking<C>::Vec;
+  constexpr int W = Blocking<C>::W;
+  V acc0{}, acc1{}, acc2{}, acc3{};
+  int64_t k = 0;
+  for (; k + 4 * W <= K; k += 4 * W) {
+    acc0 += load_vec<V>(a + k) * load_vec<V>(b + k);
+    acc1 += load_vec<V>(a + k + W) * load_vec<V>(b + k + W);
+    acc2 += load_vec<V>(a + k + 2 * W) * load_vec<V>(b + k + 2 * W);
+    acc3 += load_vec<V>(a + k + 3 * W) * load_vec<V>(b + k + 3 * W);
+  }
+  for (; k + W <= K; k += W) acc0 += load_vec<V>(a + k) * load_vec<V>(b + k);
+  C s = lane_sum<C>((acc0 + acc1) + (acc2 + acc3));
+  for (; k < K; ++k) s += a[k] * b[k];
+  return s;
+}
+
+// c (M, N) = a (M, K) @ b (K, N) with rows of a and columns of b contiguous (sak = sbk = 1).
+// B is read once, J = 4 columns (4 rows of W, in L1) at a time, against every row of a in turn.
+// A single row of a does one column at a time instead: then B is read strictly in order, which
+// the hardware prefetcher follows best, and with so little arithmetic per element of B, a B that
+// is not in cache (a model's weights, one layer after another) streams from memory at full speed.
+template <class C>
+void gemm_small_dot(C* c, int64_t ldc, const C* a, int64_t sam, const C* b, int64_t sbn, int64_t M, int64_t N,
+                    int64_t K) {
+  if (M == 1) {
+    for (int64_t j = 0; j < N; ++j) c[j] = dot_contiguous(a, b + j * sbn, K);
+    return;
+  }
+  constexpr int J = 4, R = kTileRows;
+  auto rows = [&](auto cols, int64_t j) {   // c[:, j:j + cols] over all rows, R at a time
+    constexpr int NJ = decltype(cols)::value;
+    const C* bj = b + j * sbn;
+    int64_t ahead = j + NJ + J <= N ? NJ * sbn : 0;   // the next tile's columns, if it is a whole one
+    int64_t i = 0;
+    for (; i + R <= M; i += R) dot_tile<C, R, NJ>(c + i * ldc + j, ldc, a + i * sam, sam, bj, sbn, K, ahead);
+    const C* ai = a + i * sam;
+    C* ci = c + i * ldc + j;
+    switch (M - i) {
+      case 3: dot_tile<C, 3, NJ>(ci, ldc, ai, sam, bj, sbn, K, ahead); break;
+      case 2: dot_tile<C, 2, NJ>(ci, ldc, ai, sam, bj, sbn, K, ahead); break;
+      case 1: dot_tile<C, 1, NJ>(ci, ldc, ai, sam, bj, sbn, K, ahead); break;
+      default: break;
+    }
+  };
+  int64_t j = 0;
+  for (; j + J <= N; j += J) rows(std::integral_constant<int, J>{}, j);
+  for (; j < N; ++j) rows(std::integral_constant<int, 1>{}, j);
+}
+
+// c (R, n) row stride ldc [+]= a (R, KB) strided @ b (KB, n) row stride sbk, rows of b contiguous
+// (x @ W with W (K, N) row-major): the R x KB values of a wait in registers, broadcast, while the
+// KB rows of b stream by one vector at a time; each vector of c is loaded and stored once per
+// KB * R multiply-adds. Meanwhile the rows `ahead` elements further on (the caller's next block)
+// are fetched into L2: a run of a row is only a few KB, too short for the hardware prefetcher.
+// The last n % W columns are plain arithmetic.
+template <class C, int R, int KB>
+void axpy_rows(C* c, int64_t ldc, const C* a, int64_t sam, int64_t sak, const C* b, int64_t sbk, int64_t n,
+               int64_t ahead, bool accumulate) {
+  using V = typename Blocking<C>::Vec;
+  constexpr int W = Blocking<C>::W;
+  V ar[R][KB];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < KB; ++q) ar[r][q] = V{} + a[r * sam + q * sak];
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    V bq[KB];
+    for (int q = 0; q < KB; ++q) {
+      bq[q] = in_register(load_vec<V>(b + q * sbk + j));
+      __builtin_prefetch(b + ahead + q * sbk + j, 0, 2);
+    }
+    for (int r = 0; r < R; ++r) {
+      V acc = accumulate ? load_vec<V>(c + r * ldc + j) : V{};
+      for (int q = 0; q < KB; ++q) acc += ar[r][q] * bq[q];
+      store_vec(c + r * ldc + j, acc);
+    }
+  }
+  for (; j < n; ++j)
+    for (int r = 0; r < R; ++r) {
+      C acc = accumulate ? c[r * ldc + j] : C(0);
+      for (int q = 0; q < KB; ++q) acc += a[r * sam + q * sak] * b[q * sbk + j];
+      c[r * ldc + j] = acc;
+    }
+}
+
+// c (M, N) = a (M, K) strided @ b (K, N) with rows of b contiguous (sbn = 1), for M <= kSmall:
+// rows of b are read in order, KB = 4 at a time, each run of them against every row of a (kTileRows
+// at once) while it is in L1; c[:, j0:j0 + cols] stays in L1 meanwhile (16 KB: 4096 floats wide
+// for one row of a, so that a row of b is a long run of memory, 512 for eight).
+template <class C>
+void gemm_small_axpy(C* c, int64_t ldc, const C* a, int64_t sam, int64_t sak, const C* b, int64_t sbk, int64_t M,
+                     int64_t N, int64_t K) {
+  constexpr int KB = 4;
+  int64_t cols = std::max<int64_t>(Blocking<C>::W, 16384 / sizeof(C) / M);
+  auto block = [&](auto kb, int64_t k, int64_t j0, int64_t nj) {   // c[:, j0:j0 + nj] [+]= rows k.. of b
+    constexpr int NK = decltype(kb)::value;
+    int64_t ahead = k + NK + KB <= K ? NK * sbk : 0;   // the next block of KB rows, if there is one
+    auto rows = [&](auto r, int64_t i) {
+      constexpr int R = decltype(r)::value;
+      axpy_rows<C, R, NK>(c + i * ldc + j0, ldc, a + i * sam + k * sak, sam, sak, b + k * sbk + j0, sbk, nj, ahead,
+                          k > 0);
+    };
+    int64_t i = 0;
+    for (; i + kTileRows <= M; i += kTileRows) rows(std::integral_constant<int, kTileRows>{}, i);
+    switch (M - i) {
+      case 3: rows(std::integral_constant<int, 3>{}, i); break;
+      case 2: rows(std::integral_constant<int, 2>{}, i); break;
+      case 1: rows(std::integral_constant<int, 1>{}, i); break;
+      default: break;
+    }
+  };
+  for (int64_t j0 = 0; j0 < N; j0 += cols) {
+    int64_t nj = std::min(cols, N - j0), k = 0;
+    for (; k + KB <= K; k += KB) block(std::integral_constant<int, KB>{}, k, j0, nj);
+    for (; k < K; ++k) block(std::integral_constant<int, 1>{}, k, j0, nj);
+  }
+}
+
+// Any strides and dtypes (float16/bfloat16 are widened element by element): dot products, or
+// for contiguous rows of b, c[i, :] += a[i, k] * b[k, :] over L1-sized runs of columns.
 template <class T, class C>
-void gemm_small(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
-                int64_t M, int64_t N, int64_t K) {
+void gemm_small_strided(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk,
+                        int64_t sbn, int64_t M, int64_t N, int64_t K) {
   if (sbn != 1 || N <= 4) {   // columns of b are what is contiguous (x @ W.T): dot products,
     for (int64_t j = 0; j < N; ++j)   // each column of b read once, while it is in L1
       for (int64_t i = 0; i < M; ++i) c[i * ldc + j] = dot<T, C>(a + i * sam, sak, b + j * sbn, sbk, K);
@@ -363,6 +549,18 @@ void gemm_small(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T
   }
 }
 
+// c (M, N) row stride ldc = a (M, K) @ b (K, N), both strided, on the calling thread: the SIMD
+// kernels where T is the compute type and the layout allows, else the strided loop.
+template <class T, class C>
+void gemm_small(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
+                int64_t M, int64_t N, int64_t K) {
+  if constexpr (std::is_same_v<T, C>) {
+    if (sak == 1 && sbk == 1) return gemm_small_dot(c, ldc, a, sam, b, sbn, M, N, K);
+    if (sbn == 1 && M <= kSmall && K > 0) return gemm_small_axpy(c, ldc, a, sam, sak, b, sbk, M, N, K);
+  }
+  gemm_small_strided(c, ldc, a, sam, sak, b, sbk, sbn, M, N, K);
+}
+
 // Element offset of batch entry `bi` (C-order over batch) for an operand with these strides.
 int64_t batch_offset(const Dims& batch, const Dims& strides, int64_t bi) {
   int64_t off = 0;
@@ -382,29 +580,35 @@ struct MatmulArgs {
   int64_t M, N, K;
 };
 
-// gemm_small on up to nt threads, each with its own slice of c along the longer side.
+// Whether a product goes to gemm_small rather than the packed GEMM: a few rows or columns, and up
+// to kSmallDot rows for the dot-product kernel, which until then beats packing (that copies all of
+// B once per product: as much memory traffic as the whole product when few rows share it).
 template <class T, class C>
-void gemm_small_split(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn,
-                      int64_t M, int64_t N, int64_t K, int nt) {
-  bool by_rows = M > N;
-  int64_t len = by_rows ? M : N;
-  nt = int(std::min<int64_t>(nt, len));
-  if (nt == 1) {
-    gemm_small(c, ldc, a, sam, sak, b, sbk, sbn, M, N, K);
-    return;
-  }
-#pragma omp parallel for num_threads(nt)
-  for (int t = 0; t < nt; ++t) {
-    int64_t s0 = len * t / nt, s1 = len * (t + 1) / nt;
-    if (by_rows) gemm_small(c + s0 * ldc, ldc, a + s0 * sam, sam, sak, b, sbk, sbn, s1 - s0, N, K);
-    else gemm_small(c + s0, ldc, a, sam, sak, b + s0 * sbn, sbk, sbn, M, s1 - s0, K);
-  }
+bool use_small(int64_t M, int64_t N, int64_t sak, int64_t sbk) {
+  bool dot_kernel = std::is_same_v<T, C> && sak == 1 && sbk == 1;
+  return M <= kSmall || N <= 4 || (dot_kernel && M <= kSmallDot);
 }
 
 // Below this many multiply-adds per thread a product uses fewer threads. Waking a thread costs a
 // few microseconds, and on a busy machine a thread of ours may wait for a core for a whole
 // time slice (milliseconds): 2^21 multiply-adds (20-40 us on one core) is worth that risk.
 constexpr int64_t kMinWork = int64_t(1) << 21;
+
+// gemm_small with c split along its longer side, one slice per thread (parallel_for), with at
+// least kMinWork multiply-adds each; columns are split on whole vectors so that only the last
+// slice has an edge. Inside a parallel region (a batch of products), all on the calling thread.
+template <class T, class C>
+void gemm_small_parallel(C* c, int64_t ldc, const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk,
+                         int64_t sbn, int64_t M, int64_t N, int64_t K) {
+  bool by_rows = M > N;
+  int64_t len = by_rows ? M : N, unit = by_rows ? 1 : Blocking<C>::W;
+  int64_t work_per_unit = std::max<int64_t>(1, unit * (by_rows ? N : M) * K);
+  parallel_for(ceil_div(len, unit), ceil_div(kMinWork, work_per_unit), [&](int64_t u0, int64_t u1) {
+    int64_t s0 = u0 * unit, s1 = std::min(len, u1 * unit);
+    if (by_rows) gemm_small(c + s0 * ldc, ldc, a + s0 * sam, sam, sak, b, sbk, sbn, s1 - s0, N, K);
+    else gemm_small(c + s0, ldc, a, sam, sak, b + s0 * sbn, sbk, sbn, M, s1 - s0, K);
+  });
+}
 
 // Floats: out (*batch, M, N) through a compute-type C workspace unless T is C already.
 template <class T, class C>
@@ -425,7 +629,7 @@ void matmul_packed(T* out, const T* a, const T* b, const MatmulArgs& p) {
   auto product = [&](int64_t bi, int threads) {   // batch entry bi on `threads` threads
     const T* ab = a + p.a_offset + batch_offset(p.batch, p.a_strides, bi);
     const T* bb = b + p.b_offset + batch_offset(p.batch, p.b_strides, bi);
-    if (M <= kSmall || N <= 4) gemm_small_split(c + bi * M * N, N, ab, sam, sak, bb, sbk, sbn, M, N, K, threads);
+    if (use_small<T, C>(M, N, sak, sbk)) gemm_small_parallel(c + bi * M * N, N, ab, sam, sak, bb, sbk, sbn, M, N, K);
     else gemm(c + bi * M * N, N, ab, sam, sak, bb, sbk, sbn, M, N, K, threads);
   };
   // Many products (attention's batch x heads): each thread takes whole products and packs its own

@@ -174,6 +174,84 @@ def test_matmul_large_blocked_against_numpy(m, k, n, threads):
                                rtol=1e-4, atol=1e-3)
 
 
+def small_m_operand(rng, dtype, batch, rows, cols, layout, broadcast=False):
+    """A (*batch, rows, cols) operand as (flat buffer, View, its values as a float64 NumPy array).
+    layout: "rows" (rows contiguous), "cols" (a transposed view: columns contiguous), "rows_stepped" or
+    "cols_stepped" (every other element along the stored rows, so that no dim has stride 1).
+    broadcast: one stored matrix expanded over the batch (stride 0)."""
+    transposed, step = layout.startswith("cols"), 2 if layout.endswith("stepped") else 1
+    inner = (cols, rows) if transposed else (rows, cols)
+    stored_batch = (1,) if broadcast else batch
+    stored_shape = stored_batch + (inner[0], inner[1] * step)
+    data = values(rng, int(np.prod(stored_shape)), dtype)
+    view, arr = View.contiguous(stored_shape), data.reshape(stored_shape)
+    if step == 2:
+        view, arr = view.slice(len(stored_shape) - 1, 0, stored_shape[-1], 2), arr[..., ::2]
+    if transposed:
+        order = list(range(len(stored_batch))) + [len(stored_batch) + 1, len(stored_batch)]
+        view, arr = view.permute(order), arr.transpose(order)
+    if broadcast:
+        view, arr = view.expand(batch + (rows, cols)), np.broadcast_to(arr, batch + (rows, cols))
+    return data, view, arr.astype(np.float64)
+
+
+def check_small_m(m, k, n, dtype, a_layout="rows", b_layout="rows", batch=(), b_broadcast=False, threads=1, seed=0):
+    """cpu.matmul of (*batch, m, k) @ (*batch, k, n) in the given layouts against float64 NumPy."""
+    rng = np.random.default_rng(seed)
+    a, av, a64 = small_m_operand(rng, dtype, batch, m, k, a_layout)
+    b, bv, b64 = small_m_operand(rng, dtype, batch, k, n, b_layout, b_broadcast)
+    out = np.full(int(np.prod(batch + (m, n))), np.nan, dtype.np)
+    before = cpu.get_num_threads()
+    cpu.set_num_threads(threads)
+    try:
+        cpu.matmul(out, dtype, a, av, b, bv)
+    finally:
+        cpu.set_num_threads(before)
+    rtol = 1e-12 if dtype is float64 else 1e-5
+    np.testing.assert_allclose(out.reshape(batch + (m, n)), a64 @ b64, rtol=rtol, atol=rtol * k)
+
+
+# Products with few rows skip the packed GEMM (ops_c/matmul.cpp, gemm_small): up to 8 rows, 32 when B's columns
+# are contiguous (x @ W.T). K and N are no multiples of the vector width (8 or 16 lanes, 4-column tiles, 4-row
+# blocks of B), so every tail is used; 9, 33 and 40 rows cross the limits, and (40, 33, 3) has few columns instead.
+SMALL_M_SHAPES = [(1, 37, 53), (1, 5, 3), (2, 19, 70), (3, 100, 33), (5, 64, 129), (8, 7, 48), (9, 37, 41),
+                  (20, 45, 30), (32, 23, 61), (33, 40, 7), (40, 33, 3)]
+
+
+@pytest.mark.parametrize("dtype", [float64, float32])
+@pytest.mark.parametrize("b_layout", ["rows", "cols"])
+@pytest.mark.parametrize("m, k, n", SMALL_M_SHAPES)
+def test_small_m_matmul_against_numpy(m, k, n, b_layout, dtype):
+    """x @ W (rows of B contiguous: the row-update kernel) and x @ W.T (columns contiguous: dot products)."""
+    check_small_m(m, k, n, dtype, b_layout=b_layout)
+
+
+@pytest.mark.parametrize("a_layout, b_layout", [("rows_stepped", "rows"), ("cols", "rows"), ("rows_stepped", "cols"),
+                                                ("rows", "rows_stepped"), ("rows", "cols_stepped"),
+                                                ("cols", "cols_stepped")])
+@pytest.mark.parametrize("m, k, n", [(1, 37, 53), (4, 21, 35), (8, 18, 19)])
+def test_small_m_matmul_strided_operands(m, k, n, a_layout, b_layout):
+    """Operands without the layout a SIMD kernel needs (a strided along K, B stepped) take the strided loop,
+    or the row-update kernel, which reads a with any strides."""
+    check_small_m(m, k, n, float64, a_layout, b_layout)
+
+
+@pytest.mark.parametrize("b_layout", ["rows", "cols"])
+@pytest.mark.parametrize("b_broadcast", [False, True])
+def test_small_m_matmul_batched(b_layout, b_broadcast):
+    """A batch of small products, with B per entry or one B expanded over the batch (stride 0)."""
+    check_small_m(3, 29, 45, float64, b_layout=b_layout, batch=(2, 3), b_broadcast=b_broadcast)
+
+
+@pytest.mark.parametrize("dtype", [float64, float32])
+@pytest.mark.parametrize("b_layout", ["rows", "cols"])
+@pytest.mark.parametrize("m, k, n", [(2, 1031, 2053), (20, 331, 701)])
+def test_small_m_matmul_threads_split_columns(m, k, n, b_layout, dtype):
+    """Past 2 x 2^21 multiply-adds two threads take a slice of the columns each: the split falls on whole
+    vectors, so only the last slice has a column tail (N is odd)."""
+    check_small_m(m, k, n, dtype, b_layout=b_layout, threads=2)
+
+
 @given(data=st.data())
 def test_copy_and_cast(data):
     src_dtype, dst_dtype = data.draw(st.sampled_from(ALL)), data.draw(st.sampled_from(ALL))
