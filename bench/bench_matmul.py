@@ -7,18 +7,31 @@ attention's batched q @ k.T and att @ v over 8 x 6 heads, on the views the model
 Each case runs on 1 and 2 threads (NumPy's through threadpoolctl, tinytensor's and PyTorch's
 through set_num_threads).
 
+--small-m M [M ...] runs instead the products of decoding (chapter 12) with M rows, one per
+sequence of the batch: the linear layers' x @ W.T of the same model, and the LM head (1, C) @ (C, V)
+for V = 4096 and GPT-2's 50257, both as x @ wte.T (tied weights: W's rows contiguous) and with a
+contiguous (C, V) matrix. With --cold each call reads another copy of B, 96 MB of them in all, so
+that B comes from memory as in real decoding (a model's weights exceed the caches), not from L3.
+
 Prints one table: case, threads, GFLOP/s of tinytensor, numpy and torch (best of several
 rounds, since the machine is shared and noisy), and tinytensor / other (above 1: tinytensor
 is faster). Run: python bench/bench_matmul.py [--quick] [--threads 1 2] [--only attn]
-(about 4 minutes on 2 cores; --quick about 2). Not a test: nothing here asserts on time.
+[--small-m 1 8 [--cold]] (about 4 minutes on 2 cores; --quick about 2; --small-m 1 8 about 1).
+Without threadpoolctl NumPy's BLAS keeps its own thread count: set OPENBLAS_NUM_THREADS (or
+OMP_NUM_THREADS) to the single count you pass. Not a test: nothing here asserts on time.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # then OPENBLAS_NUM_THREADS / OMP_NUM_THREADS decide NumPy's thread count
+    threadpool_limits = None
 
 import tinytensor as tt
 
@@ -82,17 +95,45 @@ def cases(quick: bool):
     return out
 
 
-def bench_case(name, a_shape, b_shape, form, threads: int, rng, rounds: int) -> None:
+def small_m_cases(rows):
+    """Decoding's products (one row per sequence) for each M in rows: x @ W.T of the bench model's linear
+    layers, and the LM head with V = 4096 and 50257 as x @ wte.T and as x @ (C, V)."""
+    out = []
+    for m in rows:
+        for name, c_in, c_out in (("qkv", 384, 1152), ("fc", 384, 1536), ("mlp proj", 1536, 384)):
+            out.append((f"{name} M={m}", (m, c_in), (c_in, c_out), "A@B.T"))
+        for v in (4096, 50257):
+            out.append((f"lm{v} M={m}", (m, 384), (384, v), "A@B.T"))
+            out.append((f"lm{v} M={m}", (m, 384), (384, v), "A@B"))
+    return out
+
+
+def cycle(items):
+    """A function returning the next item of `items` on each call, round and round."""
+    state = {"i": -1}
+
+    def next_item():
+        state["i"] = (state["i"] + 1) % len(items)
+        return items[state["i"]]
+    return next_item
+
+
+def bench_case(name, a_shape, b_shape, form, threads: int, rng, rounds: int, cold: bool = False) -> None:
     a_np, b_np = operands(a_shape, b_shape, form, rng)
-    a, b = tt.from_numpy(a_np), tt.from_numpy(b_np)
-    fns = {"tt": lambda: a @ b, "np": lambda: a_np @ b_np}
+    copies = int(96e6 // b_np.nbytes) + 1 if cold else 1   # cold: B read from memory, not from a cache
+    bs_np = [b_np] + [np.swapaxes(np.swapaxes(b_np, -1, -2).copy(), -1, -2) if form == "A@B.T" else b_np.copy()
+                      for _ in range(copies - 1)]
+    a, next_b = tt.from_numpy(a_np), cycle([tt.from_numpy(b) for b in bs_np])
+    next_b_np = cycle(bs_np)
+    fns = {"tt": lambda: a @ next_b(), "np": lambda: a_np @ next_b_np()}
     if torch is not None:
-        ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
-        fns["torch"] = lambda: ta @ tb
+        ta, next_tb = torch.from_numpy(a_np), cycle([torch.from_numpy(b) for b in bs_np])
+        fns["torch"] = lambda: ta @ next_tb()
     tt.set_num_threads(threads)
     if torch is not None:
         torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads, user_api="blas"):
+    limits = threadpool_limits(limits=threads, user_api="blas") if threadpool_limits else contextlib.nullcontext()
+    with limits:
         times = best_times(fns, rounds, settle=0.15 if threads > 1 else 0.0)
     flops = 2.0 * np.prod(a_shape) * b_shape[-1]
     g = {k: flops / t / 1e9 for k, t in times.items()}
@@ -108,14 +149,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
     p.add_argument("--only", default="", help="run only cases whose name contains this text")
     p.add_argument("--rounds", type=int, default=5, help="timing rounds per case (the best one counts)")
+    p.add_argument("--small-m", type=int, nargs="+", default=None, metavar="M",
+                   help="run decoding's products with these row counts instead of the training step's")
+    p.add_argument("--cold", action="store_true", help="read B from memory on every call (copies of it, 96 MB)")
     args = p.parse_args()
     rng = np.random.default_rng(0)
     print(f"{'case':12s} {'shape':26s} {'form':6s} {'th':>2s} {'tt':>7s} {'numpy':>7s} {'torch':>7s} "
           f"{'tt/torch':>8s} {'tt/np':>8s}   (GFLOP/s)")
     for threads in args.threads:
-        for case in cases(args.quick):
+        for case in small_m_cases(args.small_m) if args.small_m else cases(args.quick):
             if args.only in case[0]:
-                bench_case(*case, threads, rng, args.rounds)
+                bench_case(*case, threads, rng, args.rounds, args.cold)
 
 
 if __name__ == "__main__":
