@@ -113,12 +113,24 @@ def layout_plan(shape: tuple, layout: str) -> LayoutPlan:
     return LayoutPlan(shape, lambda b: b, lambda b: b)
 
 
-def load_solution(name: str):
-    """The module docs/solutions/<name>.py (a lesson's reference solutions; names start with digits, so by path)."""
+def load_by_path(folder: str, name: str):
+    """The module <repo>/<folder>/<name>.py, loaded by path: chapter scripts and lesson solutions are named
+    after their chapter (01_bigram.py, ...), and names that start with a digit cannot be imported."""
     import importlib.util
     import os
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "solutions", name + ".py")
-    spec = importlib.util.spec_from_file_location(f"solutions_{name}", path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(f"{folder.replace('/', '_')}_{name}",
+                                                  os.path.join(root, folder, name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_example(name: str):
+    """The chapter script examples/<name>.py as a module (e.g. load_example("05_gpt2"))."""
+    return load_by_path("examples", name)
+
+
+def load_solution(name: str):
+    """The module docs/solutions/<name>.py (a lesson's reference solutions)."""
+    return load_by_path("docs/solutions", name)

@@ -2,7 +2,6 @@
 PyTorch as an oracle when installed, and GPT-2's CausalSelfAttention (no position sees the future).
 """
 import math
-import os
 import re
 
 import numpy as np
@@ -11,7 +10,7 @@ from hypothesis import given, strategies as st
 
 import tinytensor as tt
 import tinytensor.nn.functional as F
-from helpers import numerical_grad
+from helpers import load_example, numerical_grad
 
 from models.gpt2 import CausalSelfAttention, GPTConfig
 
@@ -182,11 +181,7 @@ def test_causal_self_attention_does_not_see_the_future():
 
 
 def test_attention_example_runs(tmp_path, capsys):
-    import importlib.util
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("ch04", os.path.join(root, "examples", "04_attention.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("04_attention")
     mod.main(["--steps", "3", "--eval-batches", "1", "--block-size", "8", "--n-embd", "16", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.count("val loss") == 4

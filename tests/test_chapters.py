@@ -7,25 +7,15 @@ marker, which CI still runs: counting NLL <= 2.46 nats and the trained bigram wi
 the MLP's val NLL <= 2.20; AdamW with warmup + cosine below plain SGD after the same steps.
 Not covered here: the layers and optimizers themselves (test_nn.py, test_optim.py).
 """
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 
 import tinytensor as tt
+from helpers import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(ROOT, "examples")
 UNIFORM = math.log(27)
-
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", os.path.join(EXAMPLES, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import tinytensor as tt
 from tinytensor.data import DataLoader, corpus_stats, document_lengths, iter_documents, load_index, prepare_shards
 from tinytensor.tokenizer import RegexTokenizer
+from helpers import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "examples", "data")
@@ -171,10 +172,7 @@ def test_tiny_gpt_beats_unigram_entropy(tmp_path):
 
 
 def test_datasets_example_runs(tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ch11", os.path.join(ROOT, "examples", "11_datasets.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_example("11_datasets")
     mod.main(["--vocab-size", "300", "--synthetic", "50", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "next batch identical = True" in out and "bytes per token" in out

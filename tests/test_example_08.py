@@ -5,21 +5,16 @@ values: every timing positive and finite, flops counted as 2n^3 for matmul, the 
 from the same cpuinfo this machine has, cuda skipped with a reason when tinytensor cannot make a cuda
 tensor, and the plot written. Nothing asserts on speed.
 """
-import importlib.util
 import math
 import os
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
 def ch08():
-    spec = importlib.util.spec_from_file_location("example_08_device", os.path.join(ROOT, "examples", "08_device.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("08_device")
 
 
 def cpuinfo(n_proc: int, flags: str, mhz: str = "3000.000", core_ids=None) -> str:

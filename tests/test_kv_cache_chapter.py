@@ -7,7 +7,6 @@ exactly; the decoders' mean log-probs must equal the log-probs generate() report
 target as its own draft, speculative decoding must accept every proposal and give plain greedy's tokens; and
 the plots, the outputs and results.json must be written. Nothing asserts on time.
 """
-import importlib.util
 import json
 import os
 
@@ -17,6 +16,7 @@ import pytest
 import tinytensor as tt
 from models.generate import generate
 from models.sampling import SamplingParams
+from helpers import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORYTELLER = os.path.join(ROOT, "examples", "checkpoints", "storyteller")
@@ -25,11 +25,7 @@ DRAFT = os.path.join(ROOT, "examples", "checkpoints", "storyteller_draft")
 
 @pytest.fixture(scope="module")
 def ch12():
-    path = os.path.join(ROOT, "examples", "12_kv_cache.py")
-    spec = importlib.util.spec_from_file_location("example_12_kv_cache", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("12_kv_cache")
 
 
 @pytest.fixture(scope="module")

@@ -4,28 +4,21 @@ References: the chapter's MLP (examples/03_mlp.py, loaded by path) for the param
 forward pass, the learning rates its training loop really used (a tiny run), tinytensor's
 WarmupCosineLR stepping an optimizer, and closed-form points of the schedule.
 """
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 
 import tinytensor as tt
-from helpers import load_solution
+from helpers import load_example, load_solution
 from tinytensor import nn
 
 sol = load_solution("03_mlp")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def chapter():
-    spec = importlib.util.spec_from_file_location("example_03_mlp", os.path.join(ROOT, "examples", "03_mlp.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("03_mlp")
 
 
 @pytest.fixture(scope="module")

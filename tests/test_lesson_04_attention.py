@@ -4,25 +4,19 @@ Each solution is checked against a NumPy reference written here independently (f
 means from cumulative sums, multi-head attention as a loop over separate heads, and the sinusoidal
 table of examples/04_attention.py shifted by k positions.
 """
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 
 import tinytensor as tt
-from helpers import load_solution
+from helpers import load_example, load_solution
 
 sol = load_solution("04_attention")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def chapter_04():
-    spec = importlib.util.spec_from_file_location("ch04_lesson", os.path.join(ROOT, "examples", "04_attention.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("04_attention")
 
 
 @pytest.mark.parametrize("fn", ["running_mean_loop", "running_mean_matmul", "running_mean_softmax"])

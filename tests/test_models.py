@@ -19,6 +19,7 @@ import tinytensor as tt
 from models.gpt2 import GPT, GPTConfig
 from models.llama import Attention, Llama, LlamaConfig, MoE, SwiGLU, apply_rope, rope_tables
 from models.sampling import filter_logits
+from helpers import load_example
 
 TINY = dict(block_size=16, vocab_size=37, n_layer=2, n_head=2, n_embd=16)
 
@@ -306,12 +307,7 @@ def test_llama_loss_falls_and_generates(kw):
 # ---- the storyteller script (examples/05_gpt2.py) at a tiny size --------------------------------
 
 def _storyteller():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("storyteller", os.path.join(os.path.dirname(
-        os.path.dirname(os.path.abspath(__file__))), "examples", "05_gpt2.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("05_gpt2")
 
 
 TINY_RUN = ["--vocab-size", "300", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",

@@ -5,7 +5,6 @@ evaluated on plain floats (so a wrong Value forward is caught too), against tiny
 on the same expressions, and on a deep chain. The example is run with tiny settings.
 Not covered here: the Tensor ops themselves (the op table tests do that).
 """
-import importlib.util
 import math
 import os
 import subprocess
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 import tinytensor as tt
 from tinytensor.scalar import Value
+from helpers import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "02_micrograd.py")
@@ -225,10 +225,7 @@ def test_small_mlp_value_vs_tensor():
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("micrograd_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("02_micrograd")
 
 
 TINY = dict(n_points=40, seed=0, steps=60, lr=1.0)

@@ -5,25 +5,19 @@ non-negative least squares; a brute-force search along the iso-compute curve; th
 GPT itself. The --quick run checks real values (finite losses that fall with more data and with bigger
 models, on average), the files it writes, and that a rerun reuses the finished runs. No timing asserts.
 """
-import importlib.util
 import json
 import math
-import os
 
 import numpy as np
 import pytest
+from helpers import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRUE = {"E": 1.9, "A": 250.0, "alpha": 0.42, "B": 700.0, "beta": 0.5}
 
 
 @pytest.fixture(scope="module")
 def ch07():
-    path = os.path.join(ROOT, "examples", "07_scaling_laws.py")
-    spec = importlib.util.spec_from_file_location("example_07_scaling_laws", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("07_scaling_laws")
 
 
 def synthetic_grid(noise: float, seed: int = 0):

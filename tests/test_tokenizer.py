@@ -5,7 +5,6 @@ Round trips on arbitrary Unicode for every class; GPT-2 ids against Hugging Face
 merge loop against a plain Python one; save/load in both formats; special tokens in all three
 modes (allowed, disallowed, ordinary); malformed files. Runs in well under a minute on 2 cores.
 """
-import importlib.util
 import os
 import random
 
@@ -15,6 +14,8 @@ from hypothesis import given, strategies as st
 from tinytensor import _C
 from tinytensor.tokenizer import (GPT2_SPLIT_PATTERN, BasicTokenizer, GPT2Tokenizer, RegexTokenizer, Tokenizer,
                                   bytes_to_unicode)
+
+from helpers import load_example
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "examples", "data")
@@ -347,9 +348,7 @@ def test_bad_arguments():
 # ----- the chapter's example -----
 
 def test_example_runs_tiny(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("example_06", os.path.join(ROOT, "examples", "06_tokenizer.py"))
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("06_tokenizer")
     example.main(["--vocab-size", "300", "--max-chars", "30000", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "bytes per token" in out and "[" in out
