@@ -12,6 +12,7 @@ import contextlib
 import functools
 import threading
 
+
 class _State(threading.local):
     enabled = True  # grad mode, per thread
 

@@ -107,7 +107,8 @@ class Binary(Function):
 class Where(Function):
     def forward(self, cond, a, b):
         out = a._new_empty(a.shape, a.dtype)
-        a._buf.backend.where(out._buf.data, a.dtype, cond._buf.data, cond._view, a._buf.data, a._view, b._buf.data, b._view)
+        a._buf.backend.where(out._buf.data, a.dtype, cond._buf.data, cond._view, a._buf.data, a._view,
+                             b._buf.data, b._view)
         self.save_for_backward(cond)
         return out
 
@@ -262,7 +263,8 @@ class ScatterAdd(Function):
 
     def forward(self, x, dim, idx, src):
         out = x.clone_data()
-        x._buf.backend.scatter_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
+        x._buf.backend.scatter_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view,
+                                   src._buf.data, src._view)
         self.dim = dim
         self.save_for_backward(idx)
         return out
@@ -291,7 +293,8 @@ class IndexAdd(Function):
 
     def forward(self, x, dim, idx, src):
         out = x.clone_data()
-        x._buf.backend.index_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view, src._buf.data, src._view)
+        x._buf.backend.index_add(out._buf.data, out._view, x.dtype, dim, idx._buf.data, idx._view,
+                                 src._buf.data, src._view)
         self.dim = dim
         self.save_for_backward(idx)
         return out

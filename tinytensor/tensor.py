@@ -938,7 +938,7 @@ class Tensor:
             index = self._check_index(index, self.shape[d], "scatter_add_")
             src = src.to(self.dtype)
             self._buf.backend.scatter_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
-                                 src._buf.data, src._view)
+                                          src._buf.data, src._view)
             self._buf.version += 1
             return self
         return self._assign(self.scatter_add(dim, index, src), "scatter_add_")
@@ -949,7 +949,7 @@ class Tensor:
             index = self._check_index(index, self.shape[d], "index_add_").reshape(-1)
             source = (source if alpha == 1 else source * alpha).to(self.dtype)
             self._buf.backend.index_add(self._buf.data, self._view, self.dtype, d, index._buf.data, index._view,
-                               source._buf.data, source._view)
+                                        source._buf.data, source._view)
             self._buf.version += 1
             return self
         return self._assign(self.index_add(dim, index, source, alpha), "index_add_")
