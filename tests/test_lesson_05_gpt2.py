@@ -4,7 +4,9 @@ The closed-form parameter count is checked against the model's own count over se
 the sampling distribution against a plain-Python sort-and-cut reference and against models/sampling.py's
 filter; the causality probe against GPT (no influence) and a GPT whose attention sees the future.
 """
+import json
 import math
+import os
 import types
 
 import numpy as np
@@ -28,10 +30,23 @@ def test_parameter_count_matches_the_model(V, T, L, C, bias):
     assert sol.gpt_num_parameters(V, T, L, C, bias) == model.num_parameters()
 
 
-def test_parameter_count_of_the_storyteller():
-    """The shipped model: 934,528 as trained (no biases); 937,472 once loaded in GPT-2's layout (zero biases)."""
+def test_parameter_count_of_the_storytellers():
+    """The default run's model (2x128): 934,528 as trained (no biases), 937,472 in GPT-2's layout (zero biases);
+    the shipped storyteller (4x256): 4,229,376 and 4,240,896, as its README and the lesson say."""
     assert sol.gpt_num_parameters(4096, 128, 2, 128, bias=False) == 934_528
     assert sol.gpt_num_parameters(4096, 128, 2, 128, bias=True) == 937_472
+    assert sol.gpt_num_parameters(4096, 128, 4, 256, bias=False) == 4_229_376
+    assert sol.gpt_num_parameters(4096, 128, 4, 256, bias=True) == 4_240_896
+
+
+def test_shipped_storyteller_count_agrees_with_its_file():
+    """The closed form, fed the shipped config.json, equals the parameter count of the loaded model."""
+    folder = os.path.join(os.path.dirname(__file__), "..", "examples", "checkpoints", "storyteller")
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    model = GPT.from_pretrained(folder)
+    count = sol.gpt_num_parameters(cfg["vocab_size"], cfg["n_positions"], cfg["n_layer"], cfg["n_embd"], bias=True)
+    assert count == model.num_parameters() == 4_240_896
 
 
 def reference_probs(logits, temperature, top_k, top_p):
