@@ -92,6 +92,14 @@ def test_rms_norm_with_weight_matches_composite(shape, dtype, layout):
                                    [normal(lead + (n,)), normal((n,), 1)], dtype, layout)
 
 
+@given(lead=st.lists(st.integers(1, 4), max_size=3).map(tuple), n_in=st.integers(1, 40), n_out=st.integers(1, 40),
+       dtype=dtypes, layout=layouts, bias=st.booleans())
+def test_linear_matches_composite(lead, n_in, n_out, dtype, layout, bias):
+    """F.linear's one-matmul path against reshape-transpose-matmul-add, any number of leading dims."""
+    arrays = [normal(lead + (n_in,)), normal((n_out, n_in), 1)] + ([normal((n_out,), 2)] if bias else [])
+    assert_fused_matches_composite(lambda x, w, b=None: F.linear(x, w, b), arrays, dtype, layout)
+
+
 @given(m=st.integers(1, 40), c=st.integers(2, 60), smoothing=st.sampled_from([0.0, 0.1]),
        reduction=st.sampled_from(["mean", "sum", "none"]), dtype=dtypes, layout=layouts)
 def test_cross_entropy_matches_composite(m, c, smoothing, reduction, dtype, layout):
@@ -151,6 +159,7 @@ def test_fused_paths_are_taken():
     assert type(F.layer_norm(x, (8,)).grad_fn) is fused.LayerNorm
     assert type(x.softmax(-1).grad_fn) is fused.Softmax
     assert type(F.gelu(x, approximate="tanh").grad_fn) is fused.GELU
+    assert type(F.linear(x, tt.randn(3, 8), tt.randn(3)).grad_fn) is fused.Linear
     assert type(F.cross_entropy(x, tt.tensor([0, 1, 2, 3])).grad_fn) is fused.CrossEntropy
     with fused.disabled():
         assert type(F.layer_norm(x, (8,)).grad_fn) is not fused.LayerNorm

@@ -7,6 +7,7 @@ This file imports nothing from tinytensor.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 Shape = Tuple[int, ...]
@@ -21,11 +22,7 @@ def contiguous_strides(shape: Sequence[int]) -> Shape:
     return tuple(reversed(strides))
 
 
-def prod(xs: Sequence[int]) -> int:
-    p = 1
-    for x in xs:
-        p *= x
-    return p
+prod = math.prod  # the number of elements of a shape (1 for ())
 
 
 def normalize_dim(dim: int, ndim: int, op: str = "dim") -> int:

@@ -74,6 +74,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """input @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    if (weight.ndim == 2 and input.ndim >= 1 and input.shape[-1] == weight.shape[1] and weight.shape[1] > 0
+            and (bias is None or bias.shape == weight.shape[:1]) and fused.fits(input, weight, bias)):
+        return fused.Linear.apply(input, weight, bias)
     if input.ndim > 2:  # one (N, in) @ (in, out) matmul rather than a batch of them over an expanded weight
         out = input.reshape(-1, input.shape[-1]).matmul(weight.t())
         out = out.reshape(tuple(input.shape[:-1]) + (weight.shape[0],))
