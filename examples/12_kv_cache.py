@@ -23,12 +23,12 @@ Run:
 Prints each part's numbers; saves under --out (default out/12_kv_cache/): latency.png (ms per token against
 position, with and without the cache), speculative.png (speed-up and acceptance rate against the number of
 draft tokens), outputs.md (the decoders' texts) and results.json (every number printed).
-On the 2-core machine this was written on (--threads 1 --clock cpu), the shipped storyteller (L2 C128) took
-about 1.0-1.5 ms per token at every position with the cache (800 tokens/s) and from 1.5 ms growing to 3.4 ms
-at position 127 without it (390 tokens/s); batch 16 made 6.6x the tokens/s of batch 1; the shipped draft's
-greedy acceptance rate was 0.64 with one draft token per round, yet speculative decoding ran at 0.86x plain
-greedy (a step of these tiny models is mostly per-operation overhead); docs/12_kv_cache.md has a full run.
-The default run takes about 20 seconds of CPU time (two minutes on a core shared with three other jobs).
+On the 2-core machine this was written on (--threads 1 --clock cpu), the shipped storyteller (L4 C256) took
+about 1.5 ms per token at every position with the cache (645 tokens/s) and from 1.7 ms growing to 13 ms
+at position 127 without it (118 tokens/s); batch 16 made 7.0x the tokens/s of batch 1; the shipped draft's
+greedy acceptance rate was 0.74 with one draft token per round, yet speculative decoding ran at only
+0.9-1.07x plain greedy (a step of these small models is largely per-operation overhead); docs/12_kv_cache.md
+has a full run. The default run takes about 23 seconds on one core.
 Models are read from --checkpoint and --draft, so a bigger storyteller in the same folder just works.
 """
 import argparse
