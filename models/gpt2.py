@@ -214,6 +214,8 @@ class GPT(nn.Module):
 
         A `transformer.` prefix is stripped, Conv1D weights (stored (in, out)) are transposed to Linear's
         (out, in), the attn.bias / attn.masked_bias mask buffers are ignored and lm_head is tied to wte.
+        With "bias": false in config.json (save_pretrained of a bias-free model) the file's biases must be
+        zero and the model is built without them, as it was trained (fewer operations per step).
         Every shape is checked; a missing or unexpected tensor raises ValueError naming it.
         """
         config = _config_from_hf(os.path.join(path, "config.json"), dropout)
@@ -224,7 +226,8 @@ class GPT(nn.Module):
     def save_pretrained(self, path: str) -> None:
         """Write config.json + model.safetensors in Hugging Face's GPT-2 layout, loadable by GPT-2 tools.
 
-        A bias=False model is written with zero biases (GPT-2's layout always has them): same function.
+        A bias=False model is written with zero biases (GPT-2's layout always has them: same function) and
+        "bias": false in config.json, a key of ours that GPT-2 tools ignore and from_pretrained reads.
         """
         c = self.config
         hf = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
@@ -234,7 +237,8 @@ class GPT(nn.Module):
               "initializer_range": 0.02, "tie_word_embeddings": True, "torch_dtype": "float32",
               # GPT-2's <|endoftext|> id, or none for a smaller vocabulary (HF's default 50256 would not exist)
               "bos_token_id": 50256 if c.vocab_size > 50256 else None,
-              "eos_token_id": 50256 if c.vocab_size > 50256 else None}
+              "eos_token_id": 50256 if c.vocab_size > 50256 else None,
+              "bias": c.bias}
         tensors = {}
         for name, t in self.state_dict().items():
             if name == "lm_head.weight":
@@ -285,9 +289,12 @@ def _config_from_hf(path: str, dropout: float) -> GPTConfig:
         raise ValueError(f"from_pretrained: {path}: activation_function {act!r} is not GPT-2's tanh GELU")
     if hf.get("n_inner") not in (None, 4 * hf.get("n_embd", 0)):
         raise ValueError(f"from_pretrained: {path}: n_inner {hf['n_inner']} != 4 * n_embd is not supported")
+    bias = hf.get("bias", True)
+    if not isinstance(bias, bool):
+        raise ValueError(f"from_pretrained: {path}: bias must be true or false, got {bias!r}")
     try:
         return GPTConfig(block_size=hf.get("n_positions", hf.get("n_ctx")), vocab_size=hf["vocab_size"],
-                         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=True)
+                         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=bias)
     except KeyError as e:
         raise ValueError(f"from_pretrained: {path} has no {e.args[0]!r}") from None
 
@@ -325,6 +332,10 @@ def _state_from_hf(path: str, model: GPT) -> dict:
         if tuple(t.shape) != expected[short]:
             raise ValueError(f"from_pretrained: {path}: {short} has shape {tuple(t.shape)}, "
                              f"the config needs {expected[short]}")
+        if not model.config.bias and short.endswith(".bias"):  # the zeros that stand for no bias
+            if t.abs().amax().item() != 0:
+                raise ValueError(f"from_pretrained: {path}: config.json says bias false, but {short} is not zero")
+            continue
         t = t.to(tt.float32)
         state["transformer." + short] = t.t().contiguous() if short.endswith(_CONV1D) else t
     state["lm_head.weight"] = state["transformer.wte.weight"]

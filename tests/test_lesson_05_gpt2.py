@@ -31,8 +31,8 @@ def test_parameter_count_matches_the_model(V, T, L, C, bias):
 
 
 def test_parameter_count_of_the_storytellers():
-    """The default run's model (2x128): 934,528 as trained (no biases), 937,472 in GPT-2's layout (zero biases);
-    the shipped storyteller (4x256): 4,229,376 and 4,240,896, as its README and the lesson say."""
+    """The default run's model (2x128): 934,528 without biases (as trained), 937,472 with them; the shipped
+    storyteller (4x256): 4,229,376 and 4,240,896, as its README and the lesson say."""
     assert sol.gpt_num_parameters(4096, 128, 2, 128, bias=False) == 934_528
     assert sol.gpt_num_parameters(4096, 128, 2, 128, bias=True) == 937_472
     assert sol.gpt_num_parameters(4096, 128, 4, 256, bias=False) == 4_229_376
@@ -40,13 +40,14 @@ def test_parameter_count_of_the_storytellers():
 
 
 def test_shipped_storyteller_count_agrees_with_its_file():
-    """The closed form, fed the shipped config.json, equals the parameter count of the loaded model."""
+    """The closed form, fed the shipped config.json, equals the parameter count of the loaded (bias-free) model."""
     folder = os.path.join(os.path.dirname(__file__), "..", "examples", "checkpoints", "storyteller")
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
     model = GPT.from_pretrained(folder)
-    count = sol.gpt_num_parameters(cfg["vocab_size"], cfg["n_positions"], cfg["n_layer"], cfg["n_embd"], bias=True)
-    assert count == model.num_parameters() == 4_240_896
+    count = sol.gpt_num_parameters(cfg["vocab_size"], cfg["n_positions"], cfg["n_layer"], cfg["n_embd"],
+                                   bias=cfg["bias"])
+    assert count == model.num_parameters() == 4_229_376
 
 
 def reference_probs(logits, temperature, top_k, top_p):

@@ -126,13 +126,30 @@ def test_save_pretrained_round_trip(tmp_path, bias):
     m.eval()
     np.testing.assert_array_equal(m(x)[0].detach().numpy(), m2(x)[0].detach().numpy())
     assert m2.lm_head.weight is m2.transformer.wte.weight
+    # a bias-free model comes back bias-free (config.json's "bias"), not with zero biases
+    assert cfg["bias"] is bias and m2.config.bias is bias and m2.num_parameters() == m.num_parameters()
 
 
-def test_save_pretrained_loads_in_transformers(tmp_path):
+def test_bias_false_refuses_nonzero_biases(tmp_path):
+    m = gpt(bias=False)
+    m.save_pretrained(str(tmp_path))
+    raw = tt.load(str(tmp_path / "model.safetensors"))
+    raw["transformer.h.1.mlp.c_fc.bias"] = tt.ones(64)
+    tt.save(raw, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"bias false, but h\.1\.mlp\.c_fc\.bias is not zero"):
+        GPT.from_pretrained(str(tmp_path))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps(dict(cfg, bias="no")))
+    with pytest.raises(ValueError, match="bias must be true or false"):
+        GPT.from_pretrained(str(tmp_path))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_save_pretrained_loads_in_transformers(tmp_path, bias):
     """Hugging Face transformers (an optional oracle) reads our save_pretrained output: same logits."""
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
-    m = gpt(bias=True)
+    m = gpt(bias=bias)
     train_steps(m, steps=3)
     m.save_pretrained(str(tmp_path))
     hf = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path)).eval()
