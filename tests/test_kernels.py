@@ -333,3 +333,62 @@ def test_scatter_add_and_index_add(data):
         np.testing.assert_allclose(outs[0].astype(np.float64), outs[1].astype(np.float64), rtol=0, atol=bound)
     else:
         assert_same(outs[0], outs[1], dtype)
+
+
+# ---- sizes beyond every block, chunk and threading threshold ------------------------------------
+# The hypothesis tests above draw small shapes; the kernels switch strategy at larger ones: reduce.cpp sums
+# a run in blocks of 1024 and hands out work in units of 2048 accumulators, parallel.h uses threads only
+# from 2 x 32768 items. A wrong block offset once gave t[:, 0].sum() over 3,000 rows as -42.03 instead of
+# -22.22 and no small test noticed; these shapes sit on and around each threshold.
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    import tinytensor as tt
+    before = tt.get_num_threads()
+    tt.set_num_threads(request.param)
+    yield request.param
+    tt.set_num_threads(before)
+
+
+BIG_ROWS = [1023, 1024, 1025, 2047, 2049, 3000, 65537, 70001]
+
+
+def big_layouts(rows, cols):
+    """(name, View, n_reduce) over a contiguous (rows, cols) buffer: a strided column, the transpose, rows."""
+    base_view = View.contiguous((rows, cols))
+    return [("column", base_view.select(1, 0), 1),              # t[:, 0]: one strided run of `rows`
+            ("transposed", base_view.permute([1, 0]), 1),       # t.T: `cols` strided runs of `rows`
+            ("all", base_view, 2),                              # every element, contiguous
+            ("rows", base_view, 1)]                             # short contiguous runs, many of them
+
+
+@pytest.mark.parametrize("op", base.REDUCE_OPS)
+@pytest.mark.parametrize("rows", BIG_ROWS)
+@pytest.mark.parametrize("dtype", [float64, int64])
+def test_reduce_beyond_blocks_and_threads(op, rows, dtype, threads):
+    rng = np.random.default_rng(rows)
+    cols = 3
+    x = values(rng, rows * cols, dtype)
+    if op == "prod":  # factors near 1 keep a product of 210,003 of them in range (ints: signs only)
+        x = np.sign(x).astype(dtype.np) if dtype.kind == "i" else (np.abs(x) * 1e-4 + 0.99985).astype(dtype.np)
+    out_dtype = int64 if op in ("argmax", "argmin") else dtype
+    for name, xv, n_reduce in big_layouts(rows, cols):
+        out_numel = int(np.prod(xv.shape[:len(xv.shape) - n_reduce]))
+        c, r = run_both(lambda be, out: be.reduce(op, out, out_dtype, x, xv, dtype, n_reduce), out_numel, out_dtype)
+        np.testing.assert_allclose(c, r, rtol=1e-9, err_msg=name)  # exact for the ints
+
+
+@pytest.mark.parametrize("rows", [1025, 3000, 70001])
+def test_elementwise_and_copy_beyond_threads(rows, threads):
+    rng = np.random.default_rng(rows)
+    x = values(rng, rows * 3, float64)
+    y = values(rng, rows * 3, float64, positive=True)
+    for name, xv, _ in big_layouts(rows, 3):
+        n = xv.numel
+        for op in ("exp", "neg"):
+            c, r = run_both(lambda be, out: be.unary(op, out, float64, x, xv, float64), n, float64)
+            assert_same(c, r, float64)
+        c, r = run_both(lambda be, out: be.binary("div", out, float64, x, xv, y, xv, float64), n, float64)
+        assert_same(c, r, float64)
+        c, r = run_both(lambda be, out: be.copy(out, View.contiguous(xv.shape), float32, x, xv, float64), n, float32)
+        assert_same(c, r, float32)
