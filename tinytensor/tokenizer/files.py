@@ -4,8 +4,16 @@ Face's tokenizer.json for byte-level BPE. Writing the tinytensor format is Token
 Every reader returns plain parts (pattern, byte_ids, specials, merges) after checking that they
 form a consistent model: each merge joins tokens that exist, every id has distinct bytes, special
 ids are free. Problems raise ValueError naming the file and the line (tinytensor format) or the
-line / JSON key (tokenizer.json). Leaves out: HF files with normalizers, byte fallback, word
-prefixes/suffixes, dropout or add_prefix_space (they tokenize differently; they are refused).
+line / JSON key (tokenizer.json).
+
+The checks on ids, in both formats: every id (byte, merge result, special token) is an integer in
+[0, 2**31) (the C++ encoder's int32 ids); special tokens are distinct, non-empty strings with ids
+of their own; and the vocabulary may have holes, but the largest id must stay below twice the
+number of tokens defined (an id "beyond the vocabulary", such as one special token at 10**9 in a
+300-token file, would make vocab_size and every embedding table sized from it absurd).
+
+Leaves out: HF files with normalizers, byte fallback, word prefixes/suffixes, dropout or
+add_prefix_space (they tokenize differently; they are refused).
 """
 import json
 from typing import Dict, List, Optional, Tuple
@@ -16,6 +24,11 @@ from .base import FORMAT_VERSION, Merge, PathLike, Tokenizer, bytes_to_unicode
 from .regex import GPT2_SPLIT_PATTERN
 
 Parts = Tuple[Optional[str], List[int], Dict[str, int], List[Merge]]
+MAX_ID = 2**31 - 1          # ids are int32 in ops_c/bpe.cpp
+
+
+def is_token_id(i) -> bool:
+    return isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= MAX_ID
 
 
 class _Model:
@@ -23,8 +36,8 @@ class _Model:
 
     def __init__(self, byte_ids: List[int], where):
         self.where = where
-        if not all(isinstance(i, int) and i >= 0 for i in byte_ids) or len(set(byte_ids)) != 256:
-            raise where("the 256 byte ids must be distinct integers >= 0")
+        if not all(is_token_id(i) for i in byte_ids) or len(set(byte_ids)) != 256:
+            raise where(f"the 256 byte ids must be distinct integers in [0, {MAX_ID}]")
         self.vocab = {i: bytes([b]) for b, i in enumerate(byte_ids)}
         self.ids = {v: i for i, v in self.vocab.items()}
         self.pairs = set()
@@ -40,10 +53,31 @@ class _Model:
             raise where(f"the merged bytes {joined!r} already are token {self.ids[joined]}")
         if new in self.vocab and self.vocab[new] != joined:
             raise where(f"id {new} is already taken by {self.vocab[new]!r}")
-        if not isinstance(new, int) or new < 0:
-            raise where(f"id {new!r} is not an integer >= 0")
+        if not is_token_id(new):
+            raise where(f"id {new!r} is not an integer in [0, {MAX_ID}]")
         self.vocab[new], self.ids[joined] = joined, new
         self.pairs.add((a, b))
+
+    def special(self, text, i, specials: Dict[str, int], where) -> None:
+        """Checks one special token (text, id) against the tokens and the specials so far."""
+        if not isinstance(text, str) or not text:
+            raise where(f"a special token must be a non-empty string, got {text!r}")
+        if text in specials:
+            raise where(f"the special token {text!r} appears twice")
+        if not is_token_id(i):
+            raise where(f"special token {text!r}: id {i!r} is not an integer in [0, {MAX_ID}]")
+        if i in self.vocab or i in specials.values():
+            raise where(f"special token {text!r}: id {i} is already used")
+
+    def check_extent(self, specials: Dict[str, int], where) -> None:
+        """The largest id must be below twice the number of tokens (see the module docstring).
+
+        where(msg, top) gets the offending id too, so a reader can name the line that defines it.
+        """
+        n = len(self.vocab) + len(specials)
+        top = max([*self.vocab, *specials.values()])
+        if top >= 2 * n:
+            raise where(f"id {top} is beyond the vocabulary: {n} tokens, so ids must be < {2 * n}", top)
 
 
 # ----- tinytensor-bpe v1 -----
@@ -116,19 +150,21 @@ def read_tinytensor_bpe(path: PathLike) -> Tuple[str, Optional[str], List[int], 
     for _ in range(f.ints(f.keyword("specials"), 1, "the number of special tokens")[0]):
         id_text, _, text = f.next("a special-token line").partition(" ")
         i, text = f.ints(id_text, 1, "a special token's id")[0], f.json_value(text, "a special token's string")
-        if not isinstance(text, str) or not text or text in specials or i in special_lines:
-            raise f.error("expected a new special token: an id and a non-empty JSON string")
+        model.special(text, i, specials, f.error)
         specials[text], special_lines[i] = i, f.n
-    merges = []
+    merges, merge_lines = [], {}
     for _ in range(f.ints(f.keyword("merges"), 1, "the number of merges")[0]):
         a, b, new = f.ints(f.next("a merge line").split("#", 1)[0], 3, "a merge 'a b new-id'")
         model.merge(a, b, new, f.error)
         merges.append((a, b, new))
+        merge_lines[new] = f.n
     if f.n < len(f.lines):
         raise f.error("unexpected text after the last merge", f.n + 1)
     for i, line in special_lines.items():
         if i in model.vocab:
             raise f.error(f"special token id {i} is also an ordinary token's id", line)
+    id_lines = {**{i: 4 for i in byte_ids}, **merge_lines, **special_lines}
+    model.check_extent(specials, lambda msg, top: f.error(msg, id_lines[top]))
     return name, pattern, byte_ids, specials, merges
 
 
@@ -218,9 +254,9 @@ def read_hf_json(path: PathLike) -> Parts:
         merges.append((vocab[a], vocab[b], vocab[a + b]))
     specials = {}
     for k, t in enumerate(data.get("added_tokens") or []):
-        if not isinstance(t, dict) or not isinstance(t.get("content"), str) or not isinstance(t.get("id"), int):
+        if not isinstance(t, dict) or "content" not in t or "id" not in t:
             raise err(f"added_tokens[{k}]", "expected an object with 'id' and 'content'")
-        if t["id"] in model_check.vocab or t["content"] in specials:
-            raise err(f"added_tokens[{k}]", f"id {t['id']} or {t['content']!r} is already used")
+        model_check.special(t["content"], t["id"], specials, lambda msg: err(f"added_tokens[{k}]", msg))
         specials[t["content"]] = t["id"]
+    model_check.check_extent(specials, lambda msg, top: err("model.vocab", msg))
     return pattern, byte_ids, specials, merges

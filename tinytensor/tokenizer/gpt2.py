@@ -14,6 +14,7 @@ import json
 from typing import Dict, List
 
 from .base import Merge, PathLike, bytes_to_unicode
+from .files import MAX_ID, is_token_id
 from .regex import GPT2_SPLIT_PATTERN, RegexTokenizer
 
 
@@ -51,10 +52,13 @@ def _read_encoder(path: PathLike) -> Dict[str, int]:
         raise ValueError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    if not isinstance(encoder, dict) or not all(isinstance(i, int) and i >= 0 for i in encoder.values()):
-        raise ValueError(f"{path}: expected a JSON object mapping token strings to ids >= 0")
+    if not isinstance(encoder, dict) or not all(is_token_id(i) for i in encoder.values()):
+        raise ValueError(f"{path}: expected a JSON object mapping token strings to ids in [0, {MAX_ID}]")
     if len(set(encoder.values())) != len(encoder):
         raise ValueError(f"{path}: two tokens share an id")
+    if encoder and max(encoder.values()) >= 2 * len(encoder):
+        raise ValueError(f"{path}: id {max(encoder.values())} is beyond the vocabulary: {len(encoder)} tokens, "
+                         f"so ids must be < {2 * len(encoder)}")
     return encoder
 
 
