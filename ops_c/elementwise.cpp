@@ -2,10 +2,14 @@
 // on the compute type (float for the 16-bit floats); one kernel template per arity walks the
 // strided operands (strided.h) and applies the op in a tight loop that the compiler vectorises,
 // with the op chosen once per call by a switch, never per element. Outputs are contiguous.
-// Not here: fused ops (softmax, ...), integer division (a composite in Python).
+// Integer remainder and floor_divide check their divisor for zeros before any work (a RuntimeError
+// saying ZeroDivisionError, as PyTorch), so their loops never divide by zero.
+// Not here: fused ops (softmax, ...).
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "dtypes.h"
 #include "kernels.h"
@@ -130,6 +134,25 @@ struct Remainder : AnyOp {
     }
   }
 };
+// Python's //: the quotient rounded toward minus infinity. Floats take the quotient of a - fmod(a, b),
+// which is exact, round it to the nearest integer and keep the sign of a / b on a zero, like
+// Python and torch; x // 0 is x / 0 (inf or nan).
+struct FloorDivide : AnyOp {
+  template <class C> static C f(C a, C b) {
+    if constexpr (std::is_floating_point_v<C>) {
+      if (b == 0) return a / b;
+      C m = std::fmod(a, b), q = (a - m) / b;
+      if (m != 0 && (b < 0) != (m < 0)) q -= 1;
+      if (q == 0) return std::copysign(C(0), a / b);
+      C fq = std::floor(q);
+      return q - fq > C(0.5) ? fq + 1 : fq;
+    } else {
+      if (std::is_signed_v<C> && b == C(-1)) return C(uint64_t(0) - uint64_t(int64_t(a)));  // INT_MIN / -1 wraps
+      C q = C(a / b);
+      return (C(a % b) != 0 && ((a < 0) != (b < 0))) ? C(q - 1) : q;
+    }
+  }
+};
 struct Eq : BoolOp { template <class C> static bool f(C a, C b) { return a == b; } };
 struct Ne : BoolOp { template <class C> static bool f(C a, C b) { return a != b; } };
 struct Lt : BoolOp { template <class C> static bool f(C a, C b) { return a < b; } };
@@ -147,7 +170,7 @@ template <class F> void visit_binary_op(int op, F&& f) {
     case 6: return f(Minimum{});  case 7: return f(Remainder{}); case 8: return f(Eq{});
     case 9: return f(Ne{});       case 10: return f(Lt{});       case 11: return f(Le{});
     case 12: return f(Gt{});      case 13: return f(Ge{});       case 14: return f(LogicalAnd{});
-    case 15: return f(LogicalOr{}); case 16: return f(LogicalXor{});
+    case 15: return f(LogicalOr{}); case 16: return f(LogicalXor{}); case 17: return f(FloorDivide{});
   }
   throw std::invalid_argument("unknown binary op code " + std::to_string(op));
 }
@@ -212,6 +235,20 @@ void binary_kernel(void* out, const void* a, const void* b, const Iter& it) {
   });
 }
 
+// Throws when the integer divisor b (walked over shape) holds a zero: the check before
+// remainder and floor_divide, so that their loops stay free of branches and never trap.
+template <class T> void check_divisor(int op, const void* b, const Iter& it) {
+  std::atomic<bool> zero{false};
+  for_each_run(it, [&](const int64_t* off, int64_t n) {
+    const T* p = static_cast<const T*>(b) + off[1];
+    int64_t s = it.inner(1);
+    bool z = false;
+    for (int64_t i = 0; i < n; ++i) z |= p[i * s] == T(0);
+    if (z) zero.store(true, std::memory_order_relaxed);
+  });
+  if (zero.load()) throw std::runtime_error(binary_op_names()[op] + ": integer division by zero (ZeroDivisionError)");
+}
+
 template <class T>
 void where_run(T* __restrict o, const bool* __restrict c, const T* __restrict a, const T* __restrict b,
                int64_t n, int64_t sc, int64_t sa, int64_t sb) {
@@ -243,7 +280,7 @@ const std::vector<std::string>& unary_op_names() {
 const std::vector<std::string>& binary_op_names() {
   static const std::vector<std::string> names = {
       "add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "eq", "ne", "lt", "le",
-      "gt", "ge", "logical_and", "logical_or", "logical_xor"};
+      "gt", "ge", "logical_and", "logical_or", "logical_xor", "floor_divide"};
   return names;
 }
 
@@ -260,6 +297,10 @@ void binary(int op, void* out, int /*out_dt*/,
             const void* a, int a_dt, const Dims& a_strides, int64_t a_offset,
             const void* b, int /*b_dt*/, const Dims& b_strides, int64_t b_offset, const Dims& shape) {
   Iter it = make_iter(shape, {{nullptr, 0}, {a_strides.data(), a_offset}, {b_strides.data(), b_offset}});
+  if ((op == 7 || op == 17) && a_dt != kFloat64 && a_dt != kFloat32 && a_dt != kFloat16 && a_dt != kBFloat16) {
+    Iter bit = make_iter(shape, {{nullptr, 0}, {b_strides.data(), b_offset}});
+    visit_dtype(a_dt, [&](auto tag) { check_divisor<typename decltype(tag)::type>(op, b, bit); });
+  }
   visit_binary_op(op, [&](auto op_tag) {
     using Op = decltype(op_tag);
     visit_op_dtype<Op>(a_dt, [&](auto tag) { binary_kernel<Op, typename decltype(tag)::type>(out, a, b, it); });

@@ -5,7 +5,8 @@
 // where_kernel. The op is a runtime code, the same for every thread, so its switch is a uniform
 // branch, not a divergence. Codes follow backend/base.py (UNARY_OPS, BINARY_OPS); tests/test_cuda.py
 // checks the enums. 16-bit floats compute in float.
-// Not here: fused ops (their own files), integer division (a composite in Python).
+// Integer x % 0 and x // 0 give 0 here (a GPU does not trap); the Tensor layer raises before.
+// Not here: fused ops (their own files).
 #include "common.cuh"
 
 enum UnaryOp {
@@ -15,7 +16,7 @@ enum UnaryOp {
 
 enum BinaryOp {
   ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, REMAINDER,
-  EQ, NE, LT, LE, GT, GE, LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR
+  EQ, NE, LT, LE, GT, GE, LOGICAL_AND, LOGICAL_OR, LOGICAL_XOR, FLOOR_DIVIDE
 };
 
 // Float math in float or double; the integer overload only makes every instantiation compile
@@ -100,9 +101,28 @@ __device__ __forceinline__ double rem_op(double a, double b) {
   return (r < 0.0) != (b < 0.0) ? r + b : r;
 }
 template <class C> __device__ __forceinline__ C rem_op(C a, C b) {
-  if (i64(C(-1)) < 0 && b == C(-1)) return C(0);   // signed types: INT_MIN % -1 overflows
+  if (b == C(0) || (i64(C(-1)) < 0 && b == C(-1))) return C(0);   // signed types: INT_MIN % -1 overflows
   C r = C(a % b);
   return (r != C(0) && ((i64(r) < 0) != (i64(b) < 0))) ? C(r + b) : r;
+}
+
+// Python's //, rounded toward minus infinity. Floats: the exact quotient of a - fmod(a, b),
+// rounded to the nearest integer, keeping the sign of a / b on a zero; x // 0 is x / 0.
+template <class F> __device__ __forceinline__ F floordiv_float(F a, F b) {
+  if (b == F(0)) return a / b;
+  F m = fmod(a, b), q = (a - m) / b;
+  if (m != F(0) && (b < F(0)) != (m < F(0))) q -= F(1);
+  if (q == F(0)) return copysign(F(0), a / b);
+  F fq = floor(q);
+  return q - fq > F(0.5) ? fq + F(1) : fq;
+}
+__device__ __forceinline__ float floordiv_op(float a, float b) { return floordiv_float(a, b); }
+__device__ __forceinline__ double floordiv_op(double a, double b) { return floordiv_float(a, b); }
+template <class C> __device__ __forceinline__ C floordiv_op(C a, C b) {
+  if (b == C(0)) return C(0);
+  if (i64(C(-1)) < 0 && b == C(-1)) return C(0ULL - (unsigned long long)i64(a));   // INT_MIN / -1 wraps
+  C q = C(a / b);
+  return (C(a % b) != C(0) && (is_neg(a) != is_neg(b))) ? C(q - C(1)) : q;
 }
 
 template <class C> __device__ C binary_op(int op, C a, C b) {
@@ -115,6 +135,7 @@ template <class C> __device__ C binary_op(int op, C a, C b) {
     case MAXIMUM: return (a > b || is_nan(a)) ? a : b;   // nan wins
     case MINIMUM: return (a < b || is_nan(a)) ? a : b;
     case REMAINDER: return rem_op(a, b);
+    case FLOOR_DIVIDE: return floordiv_op(a, b);
   }
   return a;
 }

@@ -47,8 +47,9 @@ def _method(name):
 # torch.exp(x), torch.sum(x, dim), ...: the function forms of Tensor methods
 _FUNCTION_FORMS = ("abs", "neg", "sign", "exp", "log", "log1p", "expm1", "log2", "log10", "sqrt", "rsqrt", "sin",
                    "cos", "tan", "tanh", "sigmoid", "relu", "erf", "reciprocal", "floor", "ceil", "round", "trunc",
-                   "square", "add", "sub", "mul", "div", "pow", "remainder", "maximum", "minimum", "eq", "ne", "lt",
-                   "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "clamp", "clip",
+                   "square", "add", "sub", "mul", "div", "pow", "remainder", "floor_divide", "maximum", "minimum", "eq",
+                   "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "logical_not", "clamp",
+                   "clip",
                    "sum", "prod", "mean", "var", "std", "amax", "amin", "max", "min", "argmax", "argmin", "all",
                    "any", "logsumexp", "softmax", "log_softmax", "norm", "matmul", "reshape", "permute",
                    "transpose", "squeeze", "unsqueeze", "flatten", "unflatten", "narrow", "flip", "diagonal",

@@ -84,11 +84,15 @@ BINARY_GRADS = {
     "maximum": lambda a, b, y, g: (g * ((a > b) + (a == b) * 0.5), g * ((b > a) + (a == b) * 0.5)),
     "minimum": lambda a, b, y, g: (g * ((a < b) + (a == b) * 0.5), g * ((b < a) + (a == b) * 0.5)),
     "remainder": lambda a, b, y, g: (g, -g * (a / b).floor()),
+    "floor_divide": lambda a, b, y, g: (g.zeros_like(), g.zeros_like()),  # a step function, like floor
 }
 
 
 class Binary(Function):
     def forward(self, a, b, op, out_dtype):
+        if op in ("remainder", "floor_divide") and a.dtype.kind in "iub" and a._buf.device != "cpu" \
+                and bool((b == 0).any()):  # the C++ kernels check this themselves; a GPU does not trap
+            raise RuntimeError(f"{op}: integer division by zero (ZeroDivisionError)")
         av = a._view
         out = a._new_empty(av.shape, out_dtype)
         a._buf.backend.binary(op, out._buf.data, out_dtype, a._buf.data, av, b._buf.data, b._view, a.dtype)

@@ -425,6 +425,8 @@ class Tensor:
     __rpow__ = lambda self, o: self._binary(o, "pow", True)  # noqa: E731
     __mod__ = remainder = lambda self, o: self._binary(o, "remainder")  # noqa: E731
     __rmod__ = lambda self, o: self._binary(o, "remainder", True)  # noqa: E731
+    __floordiv__ = floor_divide = lambda self, o: self._binary(o, "floor_divide")  # noqa: E731
+    __rfloordiv__ = lambda self, o: self._binary(o, "floor_divide", True)  # noqa: E731
     maximum = lambda self, o: self._binary(o, "maximum")  # noqa: E731
     minimum = lambda self, o: self._binary(o, "minimum")  # noqa: E731
     __eq__ = eq = lambda self, o: self._binary(o, "eq")  # noqa: E731

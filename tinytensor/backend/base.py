@@ -13,7 +13,7 @@ from ..dtype import DType
 UNARY_OPS = ("neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
              "sigmoid", "relu", "erf", "reciprocal", "floor", "ceil", "round", "trunc", "logical_not")
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
-              "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor")
+              "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "floor_divide")
 REDUCE_OPS = ("sum", "prod", "max", "min", "argmax", "argmin")
 COMPARE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_xor")

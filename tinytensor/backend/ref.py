@@ -52,7 +52,7 @@ _BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "maximum": np.maximum,
     "minimum": np.minimum, "remainder": np.remainder, "eq": np.equal, "ne": np.not_equal, "lt": np.less,
     "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "logical_and": np.logical_and,
-    "logical_or": np.logical_or, "logical_xor": np.logical_xor,
+    "logical_or": np.logical_or, "logical_xor": np.logical_xor, "floor_divide": np.floor_divide,
 }
 
 
@@ -63,6 +63,8 @@ def unary(op, out, out_dtype, x, xview, dtype):
 
 def binary(op, out, out_dtype, a, aview, b, bview, dtype):
     x, y = _compute(a, aview, dtype), _compute(b, bview, dtype)
+    if op in ("remainder", "floor_divide") and dtype.kind in "iub" and not np.all(y):
+        raise RuntimeError(f"{op}: integer division by zero (ZeroDivisionError)")
     with np.errstate(all="ignore"):
         if op == "pow":
             r = _int_pow(x, y) if dtype.kind in "iu" else np.power(x, y)

