@@ -97,3 +97,41 @@ def test_floor_divide_gradient_is_zero():
     b = tt.tensor([2.0, 2.0], requires_grad=True)
     (a // b).sum().backward()
     assert a.grad.tolist() == [0.0, 0.0] and b.grad.tolist() == [0.0, 0.0]
+
+
+# ---- self-overlapping copies read everything before writing ---------------------------------------
+
+def _assign_all(dst, src):
+    dst[...] = src.copy() if isinstance(src, np.ndarray) else src
+
+
+OVERLAPPING = {  # name: (tinytensor write, NumPy write), both on a (6, 6) array of 0..35
+    "setitem_flip1": (lambda a: a.__setitem__(slice(None), a.flip(1)), lambda n: _assign_all(n, n[:, ::-1])),
+    "t_copy": (lambda a: a.t().copy_(a), lambda n: _assign_all(n.T, n)),
+    "copy_flip0": (lambda a: a.copy_(a.flip(0)), lambda n: _assign_all(n, n[::-1])),
+    "step_from_prefix": (lambda a: a.__setitem__((slice(None), slice(None, None, 2)), a[:, :3]),
+                         lambda n: _assign_all(n[:, ::2], n[:, :3])),
+    "shift_right": (lambda a: a[:, 1:].copy_(a[:, :-1]), lambda n: _assign_all(n[:, 1:], n[:, :-1])),
+    "shift_left": (lambda a: a[:, :-1].copy_(a[:, 1:]), lambda n: _assign_all(n[:, :-1], n[:, 1:])),
+    "row_broadcast": (lambda a: a[1:].copy_(a[0]), lambda n: _assign_all(n[1:], n[0])),
+    "transposed_block": (lambda a: a[:3, 1:4].copy_(a[1:4, :3].t()), lambda n: _assign_all(n[:3, 1:4], n[1:4, :3].T)),
+}
+
+
+@pytest.mark.parametrize("dtype", (tt.float32, tt.int64), ids=str)
+@pytest.mark.parametrize("case", OVERLAPPING)
+def test_self_overlapping_copy_matches_numpy(case, dtype):
+    ours, numpys = OVERLAPPING[case]
+    a = tt.arange(36, dtype=dtype).reshape(6, 6)
+    n = np.arange(36).astype(dtype.np).reshape(6, 6)
+    ours(a)
+    numpys(n)
+    np.testing.assert_array_equal(a.numpy(), n)
+
+
+def test_disjoint_copy_within_one_tensor():
+    """Writes between disjoint parts of one buffer (the common case) still copy directly and right."""
+    a = tt.arange(12.0).reshape(2, 6)
+    a[1].copy_(a[0])
+    a[0, :3] = a[0, 3:]
+    assert a.tolist() == [[3.0, 4.0, 5.0, 3.0, 4.0, 5.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]

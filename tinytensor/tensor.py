@@ -335,6 +335,8 @@ class Tensor:
         if not isinstance(src, Tensor):
             self._buf.backend.fill(self._buf.data, self._view, self.dtype, src)
         else:
+            if src._buf is self._buf and src._view != self._view and _may_overlap(src._view, self._view):
+                src = src.clone_data()  # `a[:] = a.flip(1)`: read everything before writing, as PyTorch does
             sv = src._view if src.shape == self.shape else src._view.expand(self.shape)
             self._buf.backend.copy(self._buf.data, self._view, self.dtype, src._buf.data, sv, src.dtype)
         self._buf.version += 1
@@ -989,6 +991,19 @@ class MinMax(tuple):
 
     values = property(lambda self: self[0])
     indices = property(lambda self: self[1])
+
+
+def _may_overlap(a, b) -> bool:
+    """Whether two Views of one buffer may share an element: their ranges [lowest, highest element]
+    intersect. Conservative (two interleaved strided views count as overlapping), and exact enough
+    that a write through disjoint slices of a tensor never pays for a temporary."""
+    if 0 in a.shape or 0 in b.shape:
+        return False
+    lo_a = a.offset + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st < 0)
+    hi_a = a.offset + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st > 0)
+    lo_b = b.offset + sum((n - 1) * st for n, st in zip(b.shape, b.strides) if st < 0)
+    hi_b = b.offset + sum((n - 1) * st for n, st in zip(b.shape, b.strides) if st > 0)
+    return lo_a <= hi_b and lo_b <= hi_a
 
 
 def _band(x: Tensor, diagonal: int, upper: bool) -> Tensor:
