@@ -135,3 +135,45 @@ def test_disjoint_copy_within_one_tensor():
     a[1].copy_(a[0])
     a[0, :3] = a[0, 3:]
     assert a.tolist() == [[3.0, 4.0, 5.0, 3.0, 4.0, 5.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
+
+
+# ---- repeat returns new memory; in-place writes into expanded tensors raise ----------------------
+
+@pytest.mark.parametrize("shape,sizes", [((1, 3), (2, 1)), ((3,), (1,)), ((2, 3), (1, 1)), ((1,), (4,)),
+                                         ((2, 1), (1, 3))])
+def test_repeat_returns_new_memory(shape, sizes):
+    a = tt.arange(float(np.prod(shape))).reshape(shape)
+    r = a.repeat(*sizes)
+    want = np.tile(a.numpy(), sizes)
+    r.fill_(-1.0)
+    np.testing.assert_array_equal(a.numpy(), np.arange(float(np.prod(shape))).reshape(shape))
+    assert r.shape == want.shape
+
+
+INPLACE_ON_EXPANDED = {
+    "add_": lambda e: e.add_(1), "mul_": lambda e: e.mul_(2), "copy_": lambda e: e.copy_(tt.ones(2, 3)),
+    "setitem_all": lambda e: e.__setitem__(slice(None), tt.ones(3)), "exp_": lambda e: e.exp_(),
+    "index_add_": lambda e: e.index_add_(0, tt.tensor([0]), tt.ones(1, 3)),
+    "scatter_add_": lambda e: e.scatter_add_(0, tt.tensor([[0, 1, 0]]), tt.ones(1, 3)),
+    "masked_fill_": lambda e: e.masked_fill_(tt.ones(2, 3, dtype=tt.bool), 1.0),
+}
+
+
+@pytest.mark.parametrize("op", INPLACE_ON_EXPANDED)
+def test_inplace_on_expanded_raises(op):
+    base = tt.zeros(3)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        INPLACE_ON_EXPANDED[op](base.expand(2, 3))
+    assert base.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_inplace_on_expanded_allowed_as_in_pytorch():
+    """One value written everywhere, a size-1 or size-0 expanded dim, a row without the stride-0 dim."""
+    base = tt.zeros(3)
+    base.expand(2, 3).fill_(2.0)
+    assert base.tolist() == [2.0, 2.0, 2.0]
+    base.expand(2, 3).zero_()
+    base.expand(2, 3)[0] = tt.tensor([1.0, 2.0, 3.0])
+    assert base.tolist() == [1.0, 2.0, 3.0]
+    tt.zeros(1).expand(1).add_(1)
+    tt.zeros(0).expand(2, 0).add_(1)

@@ -882,8 +882,18 @@ class Tensor:
 
     # ---- in-place ops -------------------------------------------------------------------------
 
+    def _check_writable(self, op: str) -> None:
+        """Refuse an in-place op on a tensor whose elements share memory (an expanded, stride-0 dim),
+        as PyTorch does: the result would depend on the order the kernel writes in."""
+        v = self._view
+        if any(st == 0 and n > 1 for n, st in zip(v.shape, v.strides)) and 0 not in v.shape:
+            raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
+                               f"(shape {self.shape}, strides {v.strides}) refers to a single memory "
+                               "location; clone() the tensor first")
+
     def _assign(self, result: "Tensor", op: str) -> "Tensor":
         """Make `result` (computed out of place) this tensor's new value, in its storage."""
+        self._check_writable(op)
         tracking = is_grad_enabled() and (self.requires_grad or result.requires_grad)
         if tracking and self.requires_grad and self.grad_fn is None:
             raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation")
@@ -931,6 +941,9 @@ class Tensor:
     def fill_(self, value) -> "Tensor":
         if isinstance(value, Tensor):
             return self.copy_(value.expand(self.shape) if value.ndim == 0 else value)
+        if not (is_grad_enabled() and self.requires_grad):  # one value everywhere: fine on expanded dims too
+            self._write(value)
+            return self
         return self._assign(self.new_full(self.shape, value), "fill_")
 
     def zero_(self) -> "Tensor":
@@ -945,6 +958,7 @@ class Tensor:
 
     def scatter_add_(self, dim: int, index: "Tensor", src: "Tensor") -> "Tensor":
         if not is_grad_enabled() or not (self.requires_grad or src.requires_grad):
+            self._check_writable("scatter_add_")
             d = normalize_dim(dim, self.ndim, "scatter_add_")
             index = self._check_index(index, self.shape[d], "scatter_add_")
             src = src.to(self.dtype)
@@ -956,6 +970,7 @@ class Tensor:
 
     def index_add_(self, dim: int, index: "Tensor", source: "Tensor", alpha=1) -> "Tensor":
         if not is_grad_enabled() or not (self.requires_grad or source.requires_grad):
+            self._check_writable("index_add_")
             d = normalize_dim(dim, self.ndim, "index_add_")
             index = self._check_index(index, self.shape[d], "index_add_").reshape(-1)
             source = (source if alpha == 1 else source * alpha).to(self.dtype)
@@ -980,7 +995,8 @@ class Tensor:
         x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
         interleaved = x.reshape(sum(((1, n) for n in x.shape), ()))  # (1, n0, 1, n1, ...)
         expanded = interleaved.expand(sum(((r, n) for r, n in zip(sizes, x.shape)), ()))  # (r0, n0, r1, n1, ...)
-        return expanded.reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
+        out = expanded.reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
+        return out.clone() if out._buf is self._buf else out  # new memory always, as in PyTorch
 
 
 class MinMax(tuple):
