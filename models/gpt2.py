@@ -32,6 +32,7 @@ from typing import Optional
 import tinytensor as tt
 import tinytensor.nn as nn
 import tinytensor.nn.functional as F
+from tinytensor.io import read_header
 
 from models.generate import generate_tensor
 
@@ -216,9 +217,12 @@ class GPT(nn.Module):
         (out, in), the attn.bias / attn.masked_bias mask buffers are ignored and lm_head is tied to wte.
         With "bias": false in config.json (save_pretrained of a bias-free model) the file's biases must be
         zero and the model is built without them, as it was trained (fewer operations per step).
-        Every shape is checked; a missing or unexpected tensor raises ValueError naming it.
+        Every shape is checked; a missing or unexpected tensor raises ValueError naming it. config.json's
+        sizes are checked (positive integers up to 2**24, n_embd a multiple of n_head) and compared with
+        the weights file's header before the model is built, so a bad file allocates nothing.
         """
         config = _config_from_hf(os.path.join(path, "config.json"), dropout)
+        _check_header(os.path.join(path, "model.safetensors"), config)   # before any allocation
         model = cls(config)
         model.load_state_dict(_state_from_hf(os.path.join(path, "model.safetensors"), model), strict=True)
         return model
@@ -248,7 +252,7 @@ class GPT(nn.Module):
                 t = t.t()  # Linear (out, in) -> Conv1D (in, out)
             tensors["transformer." + name[len("transformer."):]] = t.contiguous()
         if not c.bias:
-            for name, shape in _expected_hf_shapes(self).items():
+            for name, shape in _expected_hf_shapes(c).items():
                 tensors.setdefault("transformer." + name, tt.zeros(shape))
         os.makedirs(path, exist_ok=True)
         tt.save(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
@@ -276,6 +280,7 @@ def cached_positions(cache: nn.KVCache, B: int, T: int, who: str) -> tt.Tensor:
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 _BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")  # GPT-2's causal-mask buffers, not weights
+MAX_SIZE = 2**24  # the largest vocab_size, n_positions, n_embd, n_head or n_layer from_pretrained accepts
 
 
 def _config_from_hf(path: str, dropout: float) -> GPTConfig:
@@ -292,16 +297,39 @@ def _config_from_hf(path: str, dropout: float) -> GPTConfig:
     bias = hf.get("bias", True)
     if not isinstance(bias, bool):
         raise ValueError(f"from_pretrained: {path}: bias must be true or false, got {bias!r}")
-    try:
-        return GPTConfig(block_size=hf.get("n_positions", hf.get("n_ctx")), vocab_size=hf["vocab_size"],
-                         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], dropout=dropout, bias=bias)
-    except KeyError as e:
-        raise ValueError(f"from_pretrained: {path} has no {e.args[0]!r}") from None
+    sizes = {"n_positions": hf.get("n_positions", hf.get("n_ctx"))}
+    sizes.update((key, hf.get(key)) for key in ("vocab_size", "n_layer", "n_head", "n_embd"))
+    for key, value in sizes.items():
+        if value is None:
+            raise ValueError(f"from_pretrained: {path} has no {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
+            raise ValueError(f"from_pretrained: {path}: {key} must be an integer in [1, {MAX_SIZE}], got {value!r}")
+    if sizes["n_embd"] % sizes["n_head"]:
+        raise ValueError(f"from_pretrained: {path}: n_embd {sizes['n_embd']} is not a multiple of "
+                         f"n_head {sizes['n_head']}")
+    return GPTConfig(block_size=sizes["n_positions"], vocab_size=sizes["vocab_size"], n_layer=sizes["n_layer"],
+                     n_head=sizes["n_head"], n_embd=sizes["n_embd"], dropout=dropout, bias=bias)
 
 
-def _expected_hf_shapes(model: GPT) -> dict:
+def _check_header(path: str, config: GPTConfig) -> None:
+    """The weights file's header (names and shapes) against the config, reading no tensor data."""
+    found = {}
+    for name, (_, shape) in read_header(path).items():
+        short = name[len("transformer."):] if name.startswith("transformer.") else name
+        if not (_BUFFER.fullmatch(short) or short == "lm_head.weight"):
+            found[short] = shape
+    expected = _expected_hf_shapes(config)
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"from_pretrained: {path}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
+    for short, shape in found.items():
+        if shape != expected[short]:
+            raise ValueError(f"from_pretrained: {path}: {short} has shape {shape}, config.json needs {expected[short]}")
+
+
+def _expected_hf_shapes(c: GPTConfig) -> dict:
     """HF name (without prefix) -> shape, for every tensor GPT-2's layout holds (lm_head excluded)."""
-    c, C = model.config, model.config.n_embd
+    C = c.n_embd
     shapes = {"wte.weight": (c.vocab_size, C), "wpe.weight": (c.block_size, C), "ln_f.weight": (C,),
               "ln_f.bias": (C,)}
     for i in range(c.n_layer):
@@ -315,23 +343,15 @@ def _expected_hf_shapes(model: GPT) -> dict:
 
 
 def _state_from_hf(path: str, model: GPT) -> dict:
-    """The HF file's tensors renamed and transposed into this model's state_dict names, shapes checked."""
-    raw = tt.load(path)
-    found = {}
-    for name, t in raw.items():
+    """The HF file's tensors renamed and transposed into this model's state_dict names.
+
+    Names and shapes were checked by _check_header; load_state_dict(strict=True) checks them again.
+    """
+    state = {}
+    for name, t in tt.load(path).items():
         short = name[len("transformer."):] if name.startswith("transformer.") else name
         if _BUFFER.fullmatch(short) or short == "lm_head.weight":
             continue  # causal-mask buffers; the head is tied to wte
-        found[short] = t
-    expected = _expected_hf_shapes(model)
-    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"from_pretrained: {path}: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
-    state = {}
-    for short, t in found.items():
-        if tuple(t.shape) != expected[short]:
-            raise ValueError(f"from_pretrained: {path}: {short} has shape {tuple(t.shape)}, "
-                             f"the config needs {expected[short]}")
         if not model.config.bias and short.endswith(".bias"):  # the zeros that stand for no bias
             if t.abs().amax().item() != 0:
                 raise ValueError(f"from_pretrained: {path}: config.json says bias false, but {short} is not zero")

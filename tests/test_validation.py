@@ -84,3 +84,131 @@ def test_gpt2_encoder_ids(tmp_path):
         encoder.write_text(json.dumps({**good, "<|endoftext|>": bad}), encoding="utf-8")
         with pytest.raises(ValueError, match=f"encoder.json: .*{message}"):
             GPT2Tokenizer.from_files(encoder, merges)
+
+
+# ----- from_pretrained: config.json against the weights file's header -----
+
+def _tiny_gpt_dir(tmp_path):
+    import tinytensor as tt
+    from models.gpt2 import GPT, GPTConfig
+    tt.manual_seed(0)
+    GPT(GPTConfig(block_size=8, vocab_size=16, n_layer=1, n_head=2, n_embd=8)).save_pretrained(str(tmp_path))
+    with open(tmp_path / "config.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_config(tmp_path, config):
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def test_from_pretrained_checks_header_before_allocating(tmp_path, monkeypatch):
+    from models.gpt2 import GPT
+    config = _tiny_gpt_dir(tmp_path)
+    built = []
+    monkeypatch.setattr(GPT, "__init__", lambda self, c: built.append(c) or (_ for _ in ()).throw(AssertionError))
+    for key, value in [("vocab_size", 1_000_000), ("n_positions", 9), ("n_layer", 2), ("n_embd", 16)]:
+        _write_config(tmp_path, {**config, key: value})
+        with pytest.raises(ValueError, match="model.safetensors: .*(has shape|missing tensors)"):
+            GPT.from_pretrained(str(tmp_path))
+    assert built == []     # the model was never built: nothing allocated
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("vocab_size", 3e7, r"vocab_size must be an integer in \[1, 16777216\], got 30000000.0"),
+    ("vocab_size", 2**30, r"vocab_size must be an integer in \[1, 16777216\]"),
+    ("n_head", 0, "n_head must be an integer"),
+    ("n_layer", -1, "n_layer must be an integer"),
+    ("n_embd", True, "n_embd must be an integer"),
+    ("n_head", 3, "n_embd 8 is not a multiple of n_head 3"),
+    ("n_positions", None, "has no 'n_positions'"),
+])
+def test_from_pretrained_rejects_bad_sizes(tmp_path, key, value, message):
+    from models.gpt2 import GPT
+    config = _tiny_gpt_dir(tmp_path)
+    config[key] = value
+    config.pop("n_ctx")
+    _write_config(tmp_path, config)
+    with pytest.raises(ValueError, match=f"config.json: {message}|config.json {message}"):
+        GPT.from_pretrained(str(tmp_path))
+
+
+def test_from_pretrained_still_loads(tmp_path):
+    from models.gpt2 import GPT
+    config = _tiny_gpt_dir(tmp_path)
+    assert GPT.from_pretrained(str(tmp_path)).config.vocab_size == config["vocab_size"]
+    for name in sorted(os.listdir(os.path.join(ROOT, "examples", "checkpoints"))):
+        folder = os.path.join(ROOT, "examples", "checkpoints", name)
+        if os.path.exists(os.path.join(folder, "config.json")):
+            GPT.from_pretrained(folder)
+
+
+# ----- token shards: index.json, docs.npy and shard paths -----
+
+def _dataset(tmp_path):
+    from tinytensor.data import prepare_shards
+    tok = RegexTokenizer(special_tokens=["<|endoftext|>"])
+    tok.train("once upon a time there was a cat " * 20, 270, special_tokens=["<|endoftext|>"])
+    docs = [f"story {i}: once upon a time there was a cat" for i in range(12)]
+    prepare_shards(docs, tok, str(tmp_path), val_fraction=0.25, shard_tokens=60, progress=False)
+    with open(tmp_path / "index.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _edit_index(tmp_path, index, edit):
+    index = json.loads(json.dumps(index))
+    edit(index)
+    (tmp_path / "index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+def _shard0(i):
+    return i["splits"]["train"]["shards"][0]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda i: i.update(splits=[]), "'splits' must be an object"),
+    (lambda i: i["splits"].update(train={"shards": 3}), "splits.train must be an object with a 'shards' list"),
+    (lambda i: _shard0(i).pop("docs"), r"splits.train.shards\[0\] must have"),
+    (lambda i: _shard0(i).update(tokens=-2), r"splits.train.shards\[0\] must have"),
+    (lambda i: i.update(bos=70000), "bos in"),
+    (lambda i: i.update(vocab_size="big"), "vocab_size in"),
+    (lambda i: _shard0(i).update(file="/etc/passwd"), r"shards\[0\].file must be a file name inside"),
+    (lambda i: _shard0(i).update(file="../outside.bin"), r"shards\[0\].file must be a file name inside"),
+    (lambda i: _shard0(i).update(docs_file="sub/../../x.npy"), r"shards\[0\].docs_file must be a file name"),
+    (lambda i: i["splits"]["train"].update(docs=1), "must be the sums over its shards"),
+])
+def test_index_structure_and_paths(tmp_path, edit, message):
+    from tinytensor.data import DataLoader, load_index
+    index = _dataset(tmp_path)
+    (tmp_path.parent / "outside.bin").write_bytes(b"\0\0" * _shard0(index)["tokens"])
+    _edit_index(tmp_path, index, edit)
+    with pytest.raises(ValueError, match=f"index.json: .*{message}"):
+        load_index(str(tmp_path))
+    with pytest.raises(ValueError, match="index.json"):
+        DataLoader(str(tmp_path), "train", batch_size=1, block_size=4)
+
+
+@pytest.mark.parametrize("starts, message", [
+    (lambda s: s[::-1].copy(), "increasing"),
+    (lambda s: s + 1000, "increasing and in"),
+    (lambda s: s - s[0] - 1, "increasing and in"),
+    (lambda s: s.astype(float), "integer document starts"),
+    (lambda s: s[:-1], "integer document starts"),
+    (lambda s: s + 1, "starts at token .*not BOS"),
+])
+def test_docs_npy_contents(tmp_path, starts, message):
+    import numpy as np
+    from tinytensor.data import DataLoader, corpus_stats
+    index = _dataset(tmp_path)
+    docs_path = tmp_path / _shard0(index)["docs_file"]
+    np.save(docs_path, starts(np.load(docs_path)))
+    with pytest.raises(ValueError, match=f"{_shard0(index)['docs_file']}: .*{message}"):
+        DataLoader(str(tmp_path), "train", batch_size=1, block_size=4, align="doc")
+    with pytest.raises(ValueError, match=message):
+        corpus_stats(str(tmp_path), "train")
+
+
+def test_good_dataset_opens(tmp_path):
+    from tinytensor.data import DataLoader
+    _dataset(tmp_path)
+    x, y = DataLoader(str(tmp_path), "train", batch_size=2, block_size=4, align="doc").next_batch()
+    assert x.shape == (2, 4)

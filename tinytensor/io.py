@@ -118,6 +118,32 @@ def load(path, device: str = "cpu") -> dict:
     return {k: Tensor._from_numpy(a, device) for k, a in _parse(_read(path), path).items()}
 
 
+def read_header(path) -> dict:
+    """The tensors a safetensors file holds, {name: (dtype name, shape)}, from its header alone.
+
+    Reads only the 8-byte length and the JSON header (checked as load checks it, against the file's
+    size), so a caller can check names and shapes before allocating anything.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError(f"file is truncated: {len(head)} bytes, too short for the 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n > MAX_HEADER or 8 + n > size:
+                raise ValueError(f"header length {n} exceeds the {MAX_HEADER}-byte limit or the file's {size} bytes")
+            try:
+                header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+                raise ValueError(f"header is not valid UTF-8 JSON ({type(e).__name__}: {e})") from None
+        entries = _check_header(header, size - 8 - n)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return {name: (kind, tuple(shape)) for name, kind, shape in entries}
+
+
 def _no_duplicates(pairs):
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
