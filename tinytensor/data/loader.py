@@ -34,7 +34,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: {data_dir} has no split {split!r} (it has {sorted(index['splits'])})")
         self.batch_size, self.block_size, self.seed = batch_size, block_size, seed
         self.shuffle, self.align, self.bos = shuffle, align, index["bos"]
-        self.shards = [open_shard(data_dir, s) for s in index["splits"][split]["shards"]]
+        self.shards = [open_shard(data_dir, s, index["bos"]) for s in index["splits"][split]["shards"]]
         self.epoch, self.pos = 0, 0
         self._windows = self._make_windows(0)
         if len(self._windows) < 1:

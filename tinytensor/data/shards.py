@@ -151,6 +151,7 @@ def load_index(data_dir: str) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != 1:
         raise ValueError(f"{path}: not a {FORMAT} index (format/version missing or unknown)")
+    _check_index(index, path)
     for split in index["splits"].values():
         for shard in split["shards"]:
             file = os.path.join(data_dir, shard["file"])
@@ -159,10 +160,62 @@ def load_index(data_dir: str) -> dict:
     return index
 
 
-def open_shard(data_dir: str, shard: dict):
-    """(tokens as a read-only uint16 memmap, document starts as int64) of one shard."""
+def _is_count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _check_name(name, path: str, where: str) -> None:
+    """A shard file name must be a relative path inside the dataset's folder: not absolute, no '..'."""
+    if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise ValueError(f"{path}: {where} must be a file name inside the dataset's folder, got {name!r}")
+
+
+def _check_index(index: dict, path: str) -> None:
+    """The structure of index.json: bos and vocab_size, and per split its shards (files, token and doc counts)."""
+    vocab, bos = index.get("vocab_size"), index.get("bos")
+    if not _is_count(vocab) or not 0 < vocab <= 65536 or not _is_count(bos) or bos >= vocab:
+        raise ValueError(f"{path}: expected vocab_size in [1, 65536] and bos in [0, vocab_size), "
+                         f"got {vocab!r} and {bos!r}")
+    splits = index.get("splits")
+    if not isinstance(splits, dict):
+        raise ValueError(f"{path}: 'splits' must be an object of split name -> shards")
+    for name, split in splits.items():
+        shards = split.get("shards") if isinstance(split, dict) else None
+        if not isinstance(shards, list):
+            raise ValueError(f"{path}: splits.{name} must be an object with a 'shards' list")
+        for k, shard in enumerate(shards):
+            where = f"splits.{name}.shards[{k}]"
+            if not isinstance(shard, dict) or not _is_count(shard.get("tokens")) or not _is_count(shard.get("docs")):
+                raise ValueError(f"{path}: {where} must have 'file', 'docs_file', 'tokens' and 'docs' (counts >= 0)")
+            _check_name(shard.get("file"), path, f"{where}.file")
+            _check_name(shard.get("docs_file"), path, f"{where}.docs_file")
+        sums = [sum(s["tokens"] for s in shards), sum(s["docs"] for s in shards)]
+        if [split.get("tokens"), split.get("docs")] != sums:
+            raise ValueError(f"{path}: splits.{name}: 'tokens' and 'docs' must be the sums over its shards")
+
+
+def open_shard(data_dir: str, shard: dict, bos: Optional[int] = None):
+    """(tokens as a read-only uint16 memmap, document starts as int64) of one shard of a checked index.
+
+    The starts are checked: as many as the index says, increasing, in range, and each at a `bos` token
+    (pass the index's "bos"; the DataLoader does).
+    """
     tokens = np.memmap(os.path.join(data_dir, shard["file"]), dtype="<u2", mode="r", shape=(shard["tokens"],))
-    starts = np.load(os.path.join(data_dir, shard["docs_file"]), allow_pickle=False)
+    docs_path = os.path.join(data_dir, shard["docs_file"])
+    try:
+        starts = np.load(docs_path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{docs_path}: not a .npy array of document starts ({e})") from None
+    if starts.ndim != 1 or starts.dtype.kind not in "iu" or len(starts) != shard["docs"]:
+        raise ValueError(f"{docs_path}: expected {shard['docs']} integer document starts, "
+                         f"got shape {starts.shape} of {starts.dtype}")
+    starts = starts.astype(np.int64)
+    if len(starts) and (starts[0] < 0 or starts[-1] >= len(tokens) or np.any(np.diff(starts) <= 0)):
+        raise ValueError(f"{docs_path}: document starts must be increasing and in [0, {len(tokens)})")
+    bad = np.flatnonzero(tokens[starts] != bos) if bos is not None else ()
+    if len(bad):
+        raise ValueError(f"{docs_path}: document {bad[0]} starts at token {starts[bad[0]]}, "
+                         f"which is {tokens[starts[bad[0]]]}, not BOS {bos}")
     return tokens, starts
 
 
@@ -171,7 +224,7 @@ def document_lengths(data_dir: str, split: str = "train") -> np.ndarray:
     index = load_index(data_dir)
     lengths = []
     for shard in index["splits"][split]["shards"]:
-        _, starts = open_shard(data_dir, shard)
+        _, starts = open_shard(data_dir, shard, index["bos"])
         lengths.append(np.diff(np.append(starts, shard["tokens"])))
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
