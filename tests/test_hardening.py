@@ -177,3 +177,40 @@ def test_inplace_on_expanded_allowed_as_in_pytorch():
     assert base.tolist() == [1.0, 2.0, 3.0]
     tt.zeros(1).expand(1).add_(1)
     tt.zeros(0).expand(2, 0).add_(1)
+
+
+# ---- boolean masks must match the dims they index ---------------------------------------------------
+
+BAD_MASKS = {  # key builders for a (3, 4) tensor, each with a mask of the wrong shape
+    "short_rows": lambda: tt.tensor([True, False]),
+    "long_rows": lambda: tt.tensor([True, False, True, True]),
+    "cols": lambda: (slice(None), tt.tensor([True, False, True])),
+    "transposed_2d": lambda: tt.ones(4, 3, dtype=tt.bool),
+    "after_int": lambda: (1, tt.tensor([True, True, False])),
+    "after_ellipsis": lambda: (Ellipsis, tt.tensor([True, False])),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MASKS)
+def test_mask_shape_mismatch_raises(case):
+    a = tt.arange(12).reshape(3, 4)
+    key = BAD_MASKS[case]()
+    mask = key[-1] if isinstance(key, tuple) else key
+    shape_text = str(list(mask.shape)).replace("[", r"\[").replace("]", r"\]")
+    with pytest.raises(IndexError, match=shape_text + ".*" + r"\[3, 4\]"):
+        a[key]
+    with pytest.raises(IndexError, match=shape_text):
+        a[key] = 0
+    assert a.tolist() == np.arange(12).reshape(3, 4).tolist()
+
+
+def test_matching_masks_still_index_like_numpy():
+    a = tt.arange(12).reshape(3, 4)
+    n = np.arange(12).reshape(3, 4)
+    m = np.array([True, False, True, True])
+    np.testing.assert_array_equal(a[None, 1, tt.tensor(m)].numpy(), n[None, 1, m])
+    np.testing.assert_array_equal(a[..., tt.tensor(m)].numpy(), n[..., m])
+    np.testing.assert_array_equal(a[a > 5].numpy(), n[n > 5])
+    a[:, tt.tensor(m)] = -1
+    n[:, m] = -1
+    np.testing.assert_array_equal(a.numpy(), n)

@@ -94,9 +94,14 @@ def _split_advanced(t, items):
     Ints (and 0-d integer tensors) select first, as in PyTorch: NumPy instead counts them as advanced
     indices, which moves the advanced dims to the front when an int and an array are not adjacent.
     """
-    basic, adv, adv_dims, out_dim = [], [], [], 0
+    basic, adv, adv_dims, out_dim, src = [], [], [], 0, 0  # src: the dim of t an item indexes
     for kind, k in items:
         if kind == "mask":
+            if k.shape != t.shape[src:src + k.ndim]:
+                raise IndexError(f"index: the shape of the mask {list(k.shape)} does not match the shape "
+                                 f"{list(t.shape[src:src + k.ndim])} it indexes, dims {src} to {src + k.ndim - 1} "
+                                 f"of the tensor of shape {list(t.shape)}")
+            src += k.ndim
             for axis in np.nonzero(k.detach().numpy()):
                 adv.append(_host(t, axis.astype(np.int64)))
                 basic.append(("slice", slice(None)))
@@ -112,6 +117,8 @@ def _split_advanced(t, items):
         else:
             basic.append((kind, k))
             out_dim += 1
+        if kind not in (None, "mask"):
+            src += 1
     return t._view_op(_basic_view(basic, t.shape)), adv_dims, adv
 
 
