@@ -1,7 +1,8 @@
 // copy.cpp: copy (strided to strided, with a dtype cast) and fill. These are the only
 // primitives besides scatter/index_add that write into strided destinations, which is how
 // `x[1:, ::2] = y`, contiguous() and .to(dtype) all work. Casts follow store() in dtypes.h:
-// float -> int truncates toward zero, anything -> bool is != 0, 16-bit floats round to even.
+// float -> int truncates toward zero (NaN and out-of-range values as float_to_int says),
+// anything -> bool is != 0, 16-bit floats round to even.
 #include <algorithm>
 #include <cstring>
 

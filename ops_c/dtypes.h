@@ -4,6 +4,7 @@
 // that every kernel is written once as a template. It leaves out fp8 (not a CPU compute dtype).
 #pragma once
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -114,13 +115,26 @@ inline float to_float_round_odd(double d) {
   return bits_float(u | 1);
 }
 
-// Converts a computed value to storage type T: to bool is `!= 0`, float to int truncates toward
-// zero (via int64, so out-of-range values wrap like C on x86), to 16-bit floats rounds to even.
+// Float -> integer, defined for every input as NumPy and PyTorch compute it on x86: truncate toward
+// zero into int64 for int64 and into int32 for the narrower types (then keep the low bits, so 300.0
+// is 44 as uint8); NaN, inf and values outside that int64 or int32 range give its minimum. (A C++
+// cast of those is undefined behaviour, so the range test comes first.)
+template <class T, class V> inline T float_to_int(V v) {
+  double d = double(v);
+  if constexpr (sizeof(T) == 8) {
+    return (d >= -9223372036854775808.0 && d < 9223372036854775808.0) ? T(int64_t(d)) : T(INT64_MIN);
+  } else {
+    return T((d > -2147483649.0 && d < 2147483648.0) ? int32_t(d) : INT32_MIN);
+  }
+}
+
+// Converts a computed value to storage type T: to bool is `!= 0`, float to int as float_to_int,
+// to 16-bit floats rounds to even.
 template <class T, class V> inline T store(V v) {
   if constexpr (std::is_same_v<T, bool>) {
     return v != V(0);
   } else if constexpr (std::is_integral_v<T> && std::is_floating_point_v<V>) {
-    return T(int64_t(v));
+    return float_to_int<T>(v);
   } else if constexpr (std::is_same_v<T, Half> && !std::is_same_v<V, float>) {
     return T(to_float_round_odd(double(v)));
   } else if constexpr (is_half_v<T>) {

@@ -214,3 +214,64 @@ def test_matching_masks_still_index_like_numpy():
     a[:, tt.tensor(m)] = -1
     n[:, m] = -1
     np.testing.assert_array_equal(a.numpy(), n)
+
+
+# ---- integers: no silent wrap on construction, defined float -> int casts, randperm(-1) -----------
+
+@pytest.mark.parametrize("data,dtype", [([2 ** 63], None), (2 ** 63, None), ([-2 ** 63 - 1], None), ([2 ** 64], None),
+                                        ([[1, 2 ** 63]], None), ([300], tt.uint8), ([-1], tt.uint8),
+                                        ([2 ** 40], tt.int32), ([128], tt.int8)])
+def test_python_int_out_of_range_raises(data, dtype):
+    with pytest.raises(OverflowError, match="does not fit"):
+        tt.tensor(data, dtype=dtype)
+
+
+def test_python_ints_in_range_and_floats_still_build():
+    assert tt.tensor([2 ** 63 - 1, -2 ** 63]).tolist() == [2 ** 63 - 1, -2 ** 63]
+    assert tt.tensor([255, 0], dtype=tt.uint8).tolist() == [255, 0]
+    assert tt.tensor([1.0, 2.0 ** 63]).tolist() == [1.0, 2.0 ** 63]
+    assert tt.tensor([1, 2 ** 63], dtype=tt.float64).tolist() == [1.0, 2.0 ** 63]
+    assert tt.tensor(np.array([300]), dtype=tt.uint8).tolist() == [44]  # an array is cast, as in NumPy
+
+
+def test_randperm_checks_n():
+    with pytest.raises(ValueError, match="-1"):
+        tt.randperm(-1)
+    with pytest.raises(TypeError):
+        tt.randperm(2.5)
+    assert sorted(tt.randperm(5).tolist()) == [0, 1, 2, 3, 4] and tt.randperm(0).shape == (0,)
+
+
+CAST_IN = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 300.0, -5.0, 3.7, -3.7, 2.0 ** 31, -2.0 ** 31,
+           2.0 ** 63, -2.0 ** 63, 127.9, -0.5]
+CAST_OUT = {  # what NumPy and PyTorch give on x86, the behaviour Tensor.to documents
+    tt.int64: [-2 ** 63] * 5 + [300, -5, 3, -3, 2 ** 31, -2 ** 31, -2 ** 63, -2 ** 63, 127, 0],
+    tt.int32: [-2 ** 31] * 5 + [300, -5, 3, -3, -2 ** 31, -2 ** 31, -2 ** 31, -2 ** 31, 127, 0],
+    tt.int16: [0] * 5 + [300, -5, 3, -3, 0, 0, 0, 0, 127, 0],
+    tt.int8: [0] * 5 + [44, -5, 3, -3, 0, 0, 0, 0, 127, 0],
+    tt.uint8: [0] * 5 + [44, 251, 3, 253, 0, 0, 0, 0, 127, 0],
+}
+
+
+@pytest.mark.parametrize("src", (tt.float64, tt.float32), ids=str)
+@pytest.mark.parametrize("dst", list(CAST_OUT), ids=str)
+def test_float_to_int_cast_is_defined(src, dst):
+    x = tt.tensor(CAST_IN, dtype=src)
+    assert x.to(dst).tolist() == CAST_OUT[dst]
+    assert x[::-1].to(dst).tolist() == CAST_OUT[dst][::-1]  # the strided kernel too
+    assert tt.zeros(2, dtype=dst).fill_(float("nan")).tolist() == CAST_OUT[dst][:1] * 2  # fill casts alike
+    out = np.zeros(len(CAST_IN), dst.np)  # the NumPy reference backend agrees
+    ref.copy(out, tt.zeros(len(CAST_IN), dtype=dst)._view, dst, x._buf.data, x._view, src)
+    assert out.tolist() == CAST_OUT[dst]
+
+
+def test_float_to_int_cast_matches_numpy_and_torch_here():
+    """The table above is what NumPy and torch compute on this (x86) machine."""
+    torch = pytest.importorskip("torch")
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("NumPy's and torch's own casts of NaN and out-of-range floats differ by CPU")
+    with np.errstate(all="ignore"):
+        for dst, want in CAST_OUT.items():
+            assert np.array(CAST_IN).astype(dst.np).tolist() == want
+            assert torch.tensor(CAST_IN, dtype=torch.float64).to(getattr(torch, str(dst).split(".")[-1])).tolist() == want

@@ -139,6 +139,11 @@ def randint(low, high=None, size=(), generator=None, dtype=None, device=None) ->
 
 
 def randperm(n: int, generator=None, dtype=None, device=None) -> Tensor:
+    """A random permutation of 0..n-1 (torch.randperm); n must be a non-negative int."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"randperm: n must be an int, got {type(n).__name__}")
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
     return Tensor._from_numpy(seed_rng(generator).permutation(n).astype(dt.as_dtype(dtype or dt.int64).np),
                               as_device(device))
 

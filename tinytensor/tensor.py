@@ -48,6 +48,8 @@ def _infer_np(data, dtype: Optional[dt.DType]) -> np.ndarray:
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
         data = [_infer_np(x, None) for x in data]
     arr = np.array(data)
+    if not isinstance(data, (np.ndarray, np.generic)):
+        _check_int_range(data, arr, np.dtype(np.int64) if dtype is None else dtype.np)
     if dtype is not None:
         return arr.astype(dtype.np)
     if not isinstance(data, np.ndarray) and not isinstance(data, np.generic) and arr.dtype.kind == "f":
@@ -57,6 +59,25 @@ def _infer_np(data, dtype: Optional[dt.DType]) -> np.ndarray:
     if arr.dtype.kind not in "biuf" and arr.dtype != dt.bfloat16.np:
         raise TypeError(f"tensor: cannot build a tensor from data of type {arr.dtype}")
     return arr
+
+
+def _check_int_range(data, arr: np.ndarray, target: np.dtype) -> None:
+    """Python ints (`data`, as the array `arr`) that do not fit the integer dtype they become raise
+    OverflowError (as NumPy 2) rather than wrap: NumPy makes 2**63 a uint64 (-2**63 after a cast to
+    int64), [1, 2**63] float64 and 2**64 an object. Floats and mixed data are left alone."""
+    if target.kind not in "iu" or arr.size == 0 or arr.dtype.kind not in "iufO":
+        return
+    if arr.dtype.kind == "f":
+        if (np.abs(arr) < 2.0 ** 63).all():  # the common case: one pass, no Python objects
+            return
+        arr = np.array(data, dtype=object)  # ints too big for int64 turned float?
+    if arr.dtype.kind == "O" and not all(isinstance(v, int) for v in arr.flat):
+        return
+    lo, hi, info = min(arr.flat), max(arr.flat), np.iinfo(target)
+    if lo < info.min or hi > info.max:
+        bad = hi if hi > info.max else lo
+        raise OverflowError(f"tensor: the integer {int(bad)} does not fit in {target.name} "
+                            f"([{info.min}, {info.max}])")
 
 
 def _shape_arg(shape) -> tuple:
@@ -289,7 +310,13 @@ class Tensor:
             return g.to(self.src_device)
 
     def to(self, *args, dtype=None, device=None, copy: bool = False) -> "Tensor":
-        """to(dtype), to(device), to(device, dtype), to(other): a new tensor only when something changes."""
+        """to(dtype), to(device), to(device, dtype), to(other): a new tensor only when something changes.
+
+        Float -> integer casts truncate toward zero and follow NumPy and PyTorch on x86 for every
+        input, on every CPU: int64 takes NaN, +-inf and values outside its range to -2**63; the
+        narrower integers go through int32 the same way (NaN, +-inf and values outside int32 give
+        -2**31) and keep its low bits, so 300.0 -> 44 and -5.0 -> 251 as uint8, NaN -> 0 as int8.
+        """
         for a in args:
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device

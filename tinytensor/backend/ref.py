@@ -56,6 +56,17 @@ _BINARY = {
 }
 
 
+def _float_to_int(v: np.ndarray, dst: DType) -> np.ndarray:
+    """Float -> integer as ops_c/dtypes.h float_to_int: truncate into int64 (int64) or int32 (narrower
+    types, then keep the low bits); NaN, inf and out-of-range values give that type's minimum."""
+    bits = 64 if dst.bits == 64 else 32
+    lo, hi = -2.0 ** (bits - 1), 2.0 ** (bits - 1)
+    v = v.astype(np.float64)
+    ok = (v >= lo) & (v < hi) if bits == 64 else (v > lo - 1) & (v < hi)
+    i = np.where(ok, np.trunc(np.where(ok, v, 0.0)), lo).astype(np.int64)
+    return (i if bits == 64 else i.astype(np.int32)).astype(dst.np)
+
+
 def unary(op, out, out_dtype, x, xview, dtype):
     with np.errstate(all="ignore"):
         _store(out, xview.shape, _UNARY[op](_compute(x, xview, dtype)))
@@ -113,7 +124,8 @@ def copy(dst, dview, dst_dtype, src, sview, src_dtype):
     s = strided(src, sview)
     d = strided(dst, dview)
     if dst_dtype.kind in "iu" and src_dtype.kind == "f":
-        s = np.trunc(s.astype(np.float64))
+        d[...] = _float_to_int(s, dst_dtype)
+        return
     with np.errstate(all="ignore"):
         d[...] = s.astype(np.float32).astype(dst_dtype.np) if src_dtype.bits == 16 and src_dtype.kind == "f" \
             and dst_dtype.kind == "f" and dst_dtype.bits == 16 else s.astype(dst_dtype.np)
