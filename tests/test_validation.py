@@ -212,3 +212,102 @@ def test_good_dataset_opens(tmp_path):
     _dataset(tmp_path)
     x, y = DataLoader(str(tmp_path), "train", batch_size=2, block_size=4, align="doc").next_batch()
     assert x.shape == (2, 4)
+
+
+# ----- training checkpoints: checkpoint.json's checksum, optimizer and scheduler state, all or nothing -----
+
+def _sign(doc):
+    import hashlib
+    body = {k: v for k, v in doc.items() if k != "checkpoint_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    doc["checkpoint_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _edit_checkpoint(d, change, sign=True):
+    doc = json.loads((d / "checkpoint.json").read_text(encoding="utf-8"))
+    change(doc)
+    if sign:
+        _sign(doc)
+    (d / "checkpoint.json").write_text(json.dumps(doc), encoding="utf-8")
+
+
+def _run(seed=0):
+    import tinytensor as tt
+    from tinytensor import nn
+    tt.manual_seed(seed)
+    model = nn.Linear(3, 2)
+    opt = tt.optim.AdamW(model.parameters(), lr=0.1)
+    sched = tt.optim.lr_scheduler.StepLR(opt, step_size=2)
+    return model, opt, sched
+
+
+def _trained_checkpoint(d):
+    import tinytensor as tt
+    model, opt, sched = _run()
+    for _ in range(3):
+        model(tt.ones(4, 3)).sum().backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    tt.save_checkpoint(d, model=model, optimizer=opt, scheduler=sched, step=3, extra={"note": "x", 10: 1, 2: 0})
+
+
+def test_checkpoint_json_is_checksummed(tmp_path):
+    import tinytensor as tt
+    d = tmp_path / "ckpt"
+    _trained_checkpoint(d)
+    assert tt.load_checkpoint(d)["extra"] == {"note": "x", "10": 1, "2": 0}
+    _edit_checkpoint(d, lambda doc: doc.update(step=4), sign=False)
+    with pytest.raises(ValueError, match="checkpoint.json: contents do not match its checkpoint_sha256"):
+        tt.load_checkpoint(d)
+    _edit_checkpoint(d, lambda doc: doc.pop("checkpoint_sha256"), sign=False)
+    with pytest.raises(ValueError, match="checkpoint.json: no checkpoint_sha256"):
+        tt.load_checkpoint(d)
+
+
+def _group(doc):
+    return doc["state"]["optimizer"]["param_groups"][0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda doc: _group(doc).update(lr=float("nan")), r"param_groups\[0\].lr = nan"),
+    (lambda doc: _group(doc).update(lr=-1.0), r"param_groups\[0\].lr = -1.0"),
+    (lambda doc: _group(doc).update(lr="0.1"), r"param_groups\[0\].lr = '0.1'"),
+    (lambda doc: _group(doc).update(betas=[0.9, 1.5]), r"param_groups\[0\].betas = \[0.9, 1.5\]"),
+    (lambda doc: _group(doc).update(betas=[0.9]), r"param_groups\[0\].betas"),
+    (lambda doc: _group(doc).update(eps=float("inf")), r"param_groups\[0\].eps = inf"),
+    (lambda doc: _group(doc).update(amsgrad=1), r"param_groups\[0\].amsgrad = 1"),
+    (lambda doc: doc["state"]["optimizer"]["state"]["0"].update(step=float("nan")), "'step' is nan"),
+    (lambda doc: doc["state"]["scheduler"].update(base_lrs=[float("inf")]), "StepLR.load_state_dict: base_lrs"),
+    (lambda doc: doc["state"]["scheduler"].update(last_epoch="3"), "StepLR.load_state_dict: last_epoch"),
+    (lambda doc: doc["state"]["scheduler"].update(_last_lr=[0.1, 0.2]), "StepLR.load_state_dict: _last_lr"),
+    (lambda doc: doc["state"]["rng"]["tinytensor"].update(state={"x": 1}), "bad rng state"),
+])
+def test_resume_validates_and_changes_nothing(tmp_path, change, message):
+    import numpy as np
+    import tinytensor as tt
+    d = tmp_path / "ckpt"
+    _trained_checkpoint(d)
+    _edit_checkpoint(d, change)
+    model, opt, sched = _run(seed=1)
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    groups, epoch, rng = [dict(g) for g in opt.param_groups], sched.last_epoch, tt.default_generator.get_state()
+    with pytest.raises(ValueError, match=f"checkpoint.json: .*{message}"):
+        tt.load_checkpoint(d, model=model, optimizer=opt, scheduler=sched)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.detach().numpy(), b)     # the model was not loaded
+    assert opt.param_groups == groups and opt.state == {} and sched.last_epoch == epoch
+    assert tt.default_generator.get_state() == rng
+
+
+def test_optimizer_state_shapes_must_match(tmp_path):
+    import tinytensor as tt
+    scalar = tt.zeros((), requires_grad=True)
+    opt = tt.optim.Adam([scalar])
+    scalar.sum().backward()
+    opt.step()
+    matrix = tt.zeros(3, 2, requires_grad=True)
+    other = tt.optim.Adam([matrix])
+    with pytest.raises(ValueError, match=r"loaded state 'exp_avg' has shape \(\), the parameter has \(3, 2\)"):
+        other.load_state_dict(opt.state_dict())
+    assert other.state == {}

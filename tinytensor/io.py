@@ -8,10 +8,12 @@ nothing in a file is ever executed.
 
 `save_checkpoint(dir, model=, optimizer=, scheduler=, step=, rng=, data_position=, extra=)` writes a
 directory holding `tensors-<random>.safetensors` (every tensor: weights, optimizer moments) and
-`checkpoint.json` (everything else, with the tensors file's name and SHA-256). Each file is written to a
-temporary file in the same directory, flushed, fsynced and renamed over its target with os.replace
-(atomic on POSIX and Windows). The tensors file always gets a fresh name, so the previous checkpoint's
-files are untouched until the new checkpoint.json replaces the old one: that rename is the commit point.
+`checkpoint.json` (everything else, with the tensors file's name and SHA-256, and `checkpoint_sha256`: the
+SHA-256 of its own content without that key, as json.dumps(..., sort_keys=True, separators=(",", ":"))
+writes it). Each file is written to a temporary file in the same directory, flushed, fsynced and renamed
+over its target with os.replace (atomic on POSIX and Windows). The tensors file always gets a fresh
+name, so the previous checkpoint's files are untouched until the new checkpoint.json replaces the old
+one: that rename is the commit point.
 A crash before it leaves the previous checkpoint.json pointing at its own, intact tensors file; a crash
 after it leaves the new checkpoint complete. Stale files from either case are removed by the next save.
 Left out: sharded files, memory-mapped loading, concurrent writers to one directory.
@@ -289,13 +291,14 @@ def save_checkpoint(path, *, model=None, optimizer=None, scheduler=None, step: i
         if obj is not None:
             tree[key] = obj.state_dict()
     tensors = {}
-    doc = {"format": "tinytensor-checkpoint", "version": 1, "step": step, "data_position": data_position,
+    doc = {"format": "tinytensor-checkpoint", "version": 2, "step": step, "data_position": data_position,
            "extra": extra, "state": _split(tree, "", tensors)}
     blob = _serialize(tensors, None, "save_checkpoint")
     doc["tensors_file"] = f"tensors-{secrets.token_hex(8)}.safetensors"
     doc["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
-    try:
-        text = json.dumps(doc, indent=1).encode("utf-8")  # before touching the disk: a TypeError changes nothing
+    try:  # before touching the disk: a TypeError changes nothing
+        doc["checkpoint_sha256"] = _doc_digest(doc)
+        text = json.dumps(doc, indent=1).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise TypeError(f"save_checkpoint: step, data_position and extra must be JSON-serialisable ({e})") from None
     os.makedirs(path, exist_ok=True)
@@ -307,14 +310,22 @@ def save_checkpoint(path, *, model=None, optimizer=None, scheduler=None, step: i
                 os.unlink(os.path.join(path, name))
 
 
+def _doc_digest(doc: dict) -> str:
+    """SHA-256 of checkpoint.json's content without its own checksum, in one canonical JSON form."""
+    body = json.loads(json.dumps({k: v for k, v in doc.items() if k != "checkpoint_sha256"}))  # keys as JSON has them
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
 def _read_checkpoint(path: str):
     json_path = os.path.join(path, CHECKPOINT_FILE)
     try:
         doc = json.loads(_read(json_path, MAX_JSON).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as e:
         raise ValueError(f"{json_path}: not a valid checkpoint file ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != "tinytensor-checkpoint" or doc.get("version") != 1:
+    if not isinstance(doc, dict) or doc.get("format") != "tinytensor-checkpoint" or doc.get("version") not in (1, 2):
         raise ValueError(f"{json_path}: not a tinytensor checkpoint (format/version missing or unknown)")
+    if doc["version"] == 2 and not isinstance(doc.get("checkpoint_sha256"), str):
+        raise ValueError(f"{json_path}: no checkpoint_sha256 (version 2 files carry the checksum of their content)")
     fname, digest = doc.get("tensors_file"), doc.get("tensors_sha256")
     if not isinstance(fname, str) or not _TENSORS_FILE.fullmatch(fname) or not isinstance(digest, str):
         raise ValueError(f"{json_path}: invalid tensors_file {fname!r} or tensors_sha256")
@@ -333,29 +344,48 @@ def load_checkpoint(path, *, model=None, optimizer=None, scheduler=None, rng: Op
     """Restore what save_checkpoint stored into the objects given; return {"step", "data_position", "extra", "state"}.
 
     rng: generators to restore by name (default: tinytensor's default generator, if it was saved).
+    All or nothing: every part is checked first (the model's names and shapes, the optimizer's and the
+    scheduler's state, each rng state on a scratch generator, then checkpoint.json's checksum) and only
+    then assigned, so a bad checkpoint raises ValueError (RuntimeError for a model mismatch, as
+    load_state_dict) and leaves every object as it was. Version 1 files (before the checksum) still load.
     """
     path = os.fspath(path)
     doc, state, json_path = _read_checkpoint(path)
+    installs = []
     for key, obj in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:
             continue
         if not isinstance(state.get(key), dict):
             raise ValueError(f"{json_path}: holds no {key} state")
         if key == "model":
-            obj.load_state_dict(state[key], strict=strict)
-        else:
-            try:
-                obj.load_state_dict(state[key])
-            except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{json_path}: bad {key} state ({type(e).__name__}: {e})") from None
+            continue  # Module.load_state_dict checks everything before it copies: it runs first below
+        try:
+            installs.append(obj.prepare_load(state[key]) if hasattr(obj, "prepare_load")
+                            else (lambda o=obj, s=state[key]: o.load_state_dict(s)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{json_path}: bad {key} state ({type(e).__name__}: {e})") from None
     saved = state.get("rng", {})
     targets = rng if rng is not None else ({"tinytensor": default_generator} if "tinytensor" in saved else {})
     for name, gen in targets.items():
         if not isinstance(saved.get(name), dict):
             raise ValueError(f"{json_path}: holds no rng state named {name!r}")
         try:
-            _set_rng_state(gen, saved[name])
+            _set_rng_state(_scratch(gen), saved[name])
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"{json_path}: bad rng state {name!r} ({type(e).__name__}: {e})") from None
+        installs.append(lambda g=gen, s=saved[name]: _set_rng_state(g, s))
+    if doc["version"] >= 2 and _doc_digest(doc) != doc["checkpoint_sha256"]:
+        raise ValueError(f"{json_path}: contents do not match its checkpoint_sha256 (corrupt or edited file)")
+    if model is not None:
+        model.load_state_dict(state["model"], strict=strict)
+    for install in installs:
+        install()
     return {"step": doc.get("step"), "data_position": doc.get("data_position"), "extra": doc.get("extra"),
             "state": state}
+
+
+def _scratch(gen):
+    """A new generator of gen's kind, to try a saved state on before touching gen."""
+    if isinstance(gen, np.random.Generator):
+        return np.random.Generator(type(gen.bit_generator)())
+    return type(gen)()

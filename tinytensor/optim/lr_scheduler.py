@@ -52,10 +52,36 @@ class LRScheduler:
                 and not (isinstance(v, list) and any(callable(x) for x in v))}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what state_dict() gave; ValueError, and nothing changed, when an entry is unknown or of
+        the wrong kind (numbers must be finite, lists as long as they are now)."""
+        self.prepare_load(state_dict)()
+
+    def prepare_load(self, state_dict: dict) -> Callable[[], None]:
+        """Checks state_dict against the current attributes; returns the function that installs it."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"{who}: expected a dict, got {type(state_dict).__name__}")
         for k, v in state_dict.items():
             if k not in self.__dict__:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: unknown entry {k!r}")
-            setattr(self, k, v)
+                raise ValueError(f"{who}: unknown entry {k!r}")
+            if not _same_kind(self.__dict__[k], v):
+                raise ValueError(f"{who}: {k} = {v!r} does not fit the current {self.__dict__[k]!r} "
+                                 f"(finite numbers, lists of the same length)")
+        return lambda: self.__dict__.update(state_dict)
+
+
+def _same_kind(now, saved) -> bool:
+    """Whether a saved scheduler attribute can replace the current one: int for int, finite number for
+    number, a list of as many such values for a list."""
+    if isinstance(now, bool) or now is None or isinstance(now, str):
+        return type(saved) is type(now)
+    if isinstance(now, int):
+        return isinstance(saved, int) and not isinstance(saved, bool)
+    if isinstance(now, float):
+        return isinstance(saved, (int, float)) and not isinstance(saved, bool) and math.isfinite(saved)
+    if isinstance(now, (list, tuple)):
+        return isinstance(saved, (list, tuple)) and len(saved) == len(now) and all(map(_same_kind, now, saved))
+    return True
 
 
 class LambdaLR(LRScheduler):

@@ -7,6 +7,7 @@ Left out: hooks, `foreach`/`fused`/`capturable` implementations, sparse gradient
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Optional
 
 from ..autograd import enable_grad, no_grad
@@ -86,38 +87,73 @@ class Optimizer:
         """Restore hyperparameters and state; tensors are copied and cast to the parameter's dtype.
 
         Index keys may be ints or their strings (a JSON round trip); lists become tuples where the
-        default is a tuple (betas). Raises ValueError when groups or sizes do not match.
+        default is a tuple (betas). Raises ValueError when groups or sizes do not match, a state
+        tensor's shape differs from its parameter's, or a hyperparameter is not a finite number of the
+        kind its default is (betas: a pair in [0, 1)). Nothing changes unless every check passes.
+        """
+        self.prepare_load(state_dict)()
+
+    def prepare_load(self, state_dict: dict) -> Callable[[], None]:
+        """Checks state_dict and builds the new state aside; returns the function that installs it.
+
+        Lets a caller (load_checkpoint) check several objects before changing any of them.
         """
         if not isinstance(state_dict, dict) or "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups'")
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, list) or not all(isinstance(g, dict) for g in saved_groups):
+            raise ValueError("load_state_dict: 'param_groups' must be a list of dicts")
+        if not isinstance(saved_state, dict):
+            raise ValueError("load_state_dict: 'state' must be a dict of parameter index -> state")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, the optimizer has "
                              f"{len(self.param_groups)}")
-        by_index = {}
+        by_index, new_groups = {}, []
         for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            if len(mine["params"]) != len(saved["params"]):
-                raise ValueError(f"loaded state dict contains a parameter group {i} of {len(saved['params'])} "
+            if not isinstance(saved.get("params"), list) or len(mine["params"]) != len(saved["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group {i} of {len(saved.get('params', []))} "
                                  f"parameters that doesn't match the size of optimizer's group "
                                  f"({len(mine['params'])})")
             by_index.update({int(k): p for k, p in zip(saved["params"], mine["params"])})
+            new_groups.append({k: self._hyperparameter(i, k, v) for k, v in saved.items() if k != "params"})
         new_state = {}
-        for key, saved in state_dict["state"].items():
+        for key, saved in saved_state.items():
             p = by_index.get(int(key))
-            if p is None:
+            if p is None or not isinstance(saved, dict):
                 raise ValueError(f"loaded state dict has state for parameter index {key}, which no group holds")
             new_state[p] = {name: self._restore(p, name, v) for name, v in saved.items()}
-        for mine, saved in zip(self.param_groups, saved_groups):
-            for k, v in saved.items():
-                if k != "params":
-                    mine[k] = tuple(v) if isinstance(self.defaults.get(k), tuple) and isinstance(v, list) else v
-        self.state = new_state
+
+        def install() -> None:
+            for mine, saved in zip(self.param_groups, new_groups):
+                mine.update(saved)
+            self.state = new_state
+        return install
+
+    def _hyperparameter(self, group: int, key: str, value):
+        """A saved hyperparameter checked against the kind of its default (initial_lr: the scheduler's)."""
+        default = self.defaults.get(key, 0.0 if key == "initial_lr" else None)
+        bad = ValueError(f"loaded state dict: param_groups[{group}].{key} = {value!r} is not a valid value")
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise bad
+        elif isinstance(default, (int, float)):
+            if not _finite(value) or (key in ("lr", "initial_lr", "eps", "weight_decay") and value < 0):
+                raise bad
+        elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)) or len(value) != len(default) or not all(map(_finite, value)):
+                raise bad
+            if key == "betas" and not all(0.0 <= b < 1.0 for b in value):
+                raise bad
+            return tuple(value)
+        return value
 
     @staticmethod
     def _restore(p: Tensor, name: str, value):
         if not isinstance(value, Tensor):
+            if not _finite(value):
+                raise ValueError(f"loaded state {name!r} is {value!r}, neither a tensor nor a finite number")
             return value
-        if value.ndim and tuple(value.shape) != tuple(p.shape):
+        if tuple(value.shape) != tuple(p.shape):
             raise ValueError(f"loaded state {name!r} has shape {tuple(value.shape)}, the parameter has "
                              f"{tuple(p.shape)}")
         out = p.new_zeros(value.shape, value.dtype if not value.dtype.is_floating_point else p.dtype)
@@ -131,6 +167,10 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
         return "\n".join(lines) + "\n)"
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _params_with_grad(group: dict) -> Iterable[Tensor]:
