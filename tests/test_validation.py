@@ -311,3 +311,37 @@ def test_optimizer_state_shapes_must_match(tmp_path):
     with pytest.raises(ValueError, match=r"loaded state 'exp_avg' has shape \(\), the parameter has \(3, 2\)"):
         other.load_state_dict(opt.state_dict())
     assert other.state == {}
+
+
+# ----- written files respect the umask -----
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_respect_the_umask(tmp_path, umask):
+    import stat
+    import tinytensor as tt
+    from tinytensor import nn
+    old = os.umask(umask)
+    try:
+        tt.save({"w": tt.ones(2)}, tmp_path / "w.safetensors")
+        tt.save_checkpoint(tmp_path / "ckpt", model=nn.Linear(2, 1))
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    files = [tmp_path / "w.safetensors", tmp_path / "plain.txt", *(tmp_path / "ckpt").iterdir()]
+    assert len(files) == 4
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(expected) for f in files}
+
+
+def test_umask_read_without_proc(monkeypatch):
+    import tinytensor.io as tio
+
+    def no_proc(*args, **kw):
+        raise OSError("no /proc here")
+    old = os.umask(0o027)
+    try:
+        assert tio._umask() == 0o027
+        monkeypatch.setattr(tio, "open", no_proc, raising=False)
+        assert tio._umask() == 0o027 and os.umask(0o027) == 0o027    # read, and left as it was
+    finally:
+        os.umask(old)

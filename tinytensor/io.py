@@ -29,6 +29,7 @@ import random as _pyrandom
 import re
 import secrets
 import tempfile
+import threading
 from typing import Optional
 
 import numpy as np
@@ -45,6 +46,7 @@ MAX_HEADER = 100_000_000  # the safetensors limit on the JSON header
 MAX_JSON = 256_000_000
 CHECKPOINT_FILE = "checkpoint.json"
 _TENSORS_FILE = re.compile(r"tensors-[0-9a-f]{16}\.safetensors")
+_UMASK_LOCK = threading.Lock()
 _OUR_TEMP = re.compile(r"\.(checkpoint\.json|tensors-[0-9a-f]{16}\.safetensors)\..*\.tmp")
 
 
@@ -60,8 +62,25 @@ def _fsync_dir(directory: str) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status, 4.7+);
+    elsewhere set and restored at once under a lock (os.umask can only be read by setting it)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str, data: bytes) -> None:
-    """Write data to a temp file beside path, fsync it, then os.replace it over path: all or nothing."""
+    """Write data to a temp file beside path, fsync it, then os.replace it over path: all or nothing.
+
+    The file gets the permissions open() would give a new file (0o666 less the umask), not mkstemp's 0o600.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
@@ -69,6 +88,7 @@ def _atomic_write(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
