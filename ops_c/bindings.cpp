@@ -53,6 +53,7 @@ void keep_freed_memory() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tinytensor CPU kernels (ops_c/): see ops_c/kernels.h for every function's arguments.";
   keep_freed_memory();
+  tt::install_fork_handler();
   m.attr("UNARY_OPS") = py::cast(tt::unary_op_names());
   m.attr("BINARY_OPS") = py::cast(tt::binary_op_names());
   m.attr("REDUCE_OPS") = py::cast(tt::reduce_op_names());
@@ -111,7 +112,8 @@ PYBIND11_MODULE(_C, m) {
     NoGil nogil(out.size);
     tt::index_add(out, dt, oshape, os, oo, dim, index_ptr(idx), n_idx, istride, io, src, ss, so);
   });
-  m.def("set_num_threads", &tt::set_num_threads, "Sets the number of threads every kernel uses.");
+  m.def("set_num_threads", &tt::set_num_threads,
+        "Sets the number of threads every kernel uses (1 in a forked child: see ops_c/parallel.h).");
   m.def("get_num_threads", &tt::num_threads, "The number of threads every kernel uses.");
   init_bpe(m);
   init_fused(m);

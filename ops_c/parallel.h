@@ -4,12 +4,22 @@
 #pragma once
 
 #include <omp.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace tt {
+
+// True in a child made by fork(). GNU OpenMP's worker threads do not survive a fork, and the first
+// parallel region in the child waits for them forever, so a forked child runs every kernel on
+// its calling thread (as PyTorch's DataLoader workers do by choice): set_num_threads() there is
+// capped at 1. A pthread_atfork handler, registered once when the extension loads, sets it.
+inline bool& forked_child() {
+  static bool forked = false;
+  return forked;
+}
 
 // The number of threads kernels use. It starts at OpenMP's default (OMP_NUM_THREADS, else the
 // number of cores) and is a process-wide setting, so Python threads all see the same value.
@@ -18,7 +28,15 @@ inline int& thread_setting() {
   return n;
 }
 inline int num_threads() { return thread_setting(); }
-inline void set_num_threads(int n) { thread_setting() = std::max(1, n); }
+inline void set_num_threads(int n) { thread_setting() = forked_child() ? 1 : std::max(1, n); }
+
+// Registers the fork handler above; bindings.cpp calls it once at import.
+inline void install_fork_handler() {
+  pthread_atfork(nullptr, nullptr, [] {
+    forked_child() = true;
+    thread_setting() = 1;
+  });
+}
 
 // Work below this many elements per thread is not worth waking another thread for.
 constexpr int64_t kGrain = 32768;

@@ -275,3 +275,70 @@ def test_float_to_int_cast_matches_numpy_and_torch_here():
         for dst, want in CAST_OUT.items():
             assert np.array(CAST_IN).astype(dst.np).tolist() == want
             assert torch.tensor(CAST_IN, dtype=torch.float64).to(getattr(torch, str(dst).split(".")[-1])).tolist() == want
+
+
+# ---- a forked child runs threaded kernels (single-threaded) instead of hanging ------------------
+
+def _threaded_product():
+    """A matmul big enough to split over two threads, and its value computed in the parent."""
+    tt.set_num_threads(2)
+    a = tt.randn(384, 384, generator=tt.Generator().manual_seed(0))
+    return a, (a @ a).numpy()
+
+
+def _product_error(a, want):
+    tt.set_num_threads(2)
+    return float(np.abs((a @ a).numpy() - want).max()), tt.get_num_threads()
+
+
+def test_forked_child_runs_threaded_kernels():
+    import os
+    import signal
+    import time
+    threads = tt.get_num_threads()
+    try:
+        a, want = _threaded_product()  # the parent's OpenMP threads now exist
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                err, _ = _product_error(a, want)
+                code = 0 if err < 1e-3 else 1
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in its first threaded kernel")
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert tt.get_num_threads() == 2  # the parent keeps its threads
+    finally:
+        tt.set_num_threads(threads)
+
+
+_FORKED_INPUT = []  # (a, want) for the pool's workers, which inherit it through fork (tensors do not pickle)
+
+
+def _pool_task(_):
+    return _product_error(*_FORKED_INPUT[0])
+
+
+def test_fork_pool_runs_threaded_kernels():
+    import multiprocessing
+    threads = tt.get_num_threads()
+    try:
+        _FORKED_INPUT[:] = [_threaded_product()]
+        with multiprocessing.get_context("fork").Pool(2) as pool:  # terminates the workers on exit
+            results = pool.map_async(_pool_task, range(4)).get(timeout=60)
+        assert all(err < 1e-3 for err, _ in results)
+        assert all(n == 1 for _, n in results)  # forked children run every kernel on one thread
+    finally:
+        _FORKED_INPUT.clear()
+        tt.set_num_threads(threads)
+
