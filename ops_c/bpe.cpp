@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <queue>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -224,8 +225,22 @@ class PairTable {
 class BPEEncoder {
  public:
   // byte_ids: (256,) the token id of each byte; merges: (n, 3) rows (a, b, new id), by rank.
+  // Throws std::invalid_argument (ValueError in Python) unless byte_ids has 256 entries and every
+  // id is >= 0: encode() indexes byte_ids by byte, and negative ids mark removed symbols.
   BPEEncoder(const std::vector<int32_t>& byte_ids, const std::vector<std::array<int32_t, 3>>& merges)
       : byte_ids_(byte_ids), table_(merges.size()) {
+    if (byte_ids.size() != 256)
+      throw std::invalid_argument("BPEEncoder: byte_ids needs 256 ids (one per byte), got " +
+                                  std::to_string(byte_ids.size()));
+    for (size_t i = 0; i < 256; ++i)
+      if (byte_ids[i] < 0)
+        throw std::invalid_argument("BPEEncoder: byte_ids[" + std::to_string(i) + "] is negative (" +
+                                    std::to_string(byte_ids[i]) + ")");
+    for (size_t r = 0; r < merges.size(); ++r)
+      if (merges[r][0] < 0 || merges[r][1] < 0 || merges[r][2] < 0)
+        throw std::invalid_argument("BPEEncoder: merge " + std::to_string(r) + " (" + std::to_string(merges[r][0]) +
+                                    ", " + std::to_string(merges[r][1]) + ") -> " + std::to_string(merges[r][2]) +
+                                    " has a negative id");
     for (size_t r = 0; r < merges.size(); ++r) table_.insert(pair_key(merges[r][0], merges[r][1]), int32_t(r),
                                                               merges[r][2]);
   }
@@ -304,6 +319,10 @@ void init_bpe(py::module_& m) {
   m.def(
       "bpe_train",
       [](const std::vector<std::string>& words, const std::vector<int64_t>& weights, int64_t n_new) {
+        if (words.size() != weights.size())
+          throw std::invalid_argument("bpe_train: " + std::to_string(words.size()) + " words but " +
+                                      std::to_string(weights.size()) + " weights");
+        if (n_new < 0) throw std::invalid_argument("bpe_train: n_new must be >= 0, got " + std::to_string(n_new));
         py::gil_scoped_release nogil;
         tt::Trainer trainer(words, weights);
         return trainer.run(n_new);

@@ -342,3 +342,27 @@ def test_fork_pool_runs_threaded_kernels():
         _FORKED_INPUT.clear()
         tt.set_num_threads(threads)
 
+
+# ---- the BPE kernels check their arguments -------------------------------------------------------
+
+BYTES = list(range(256))
+
+
+@pytest.mark.parametrize("byte_ids,merges,match", [
+    ([], [], "256 ids"), (BYTES[:255], [], "256 ids"), (BYTES + [256], [], "256 ids"),
+    ([-1] + BYTES[1:], [], r"byte_ids\[0\] is negative"),
+    (BYTES, [(97, 98, 256), (-1, -1, 257)], "merge 1"), (BYTES, [(97, 98, -3)], "merge 0"),
+])
+def test_bpe_encoder_checks_its_arguments(byte_ids, merges, match):
+    from tinytensor import _C
+    with pytest.raises(ValueError, match=match):
+        _C.BPEEncoder(byte_ids, merges)
+
+
+def test_bpe_train_checks_its_arguments():
+    from tinytensor import _C
+    with pytest.raises(ValueError, match="1 words but 0 weights"):
+        _C.bpe_train([b"ab"], [], 3)
+    with pytest.raises(ValueError, match="n_new"):
+        _C.bpe_train([b"ab"], [1], -1)
+    assert _C.BPEEncoder(BYTES, [(97, 98, 256)]).encode(b"abab") == [256, 256]
