@@ -345,3 +345,31 @@ def test_umask_read_without_proc(monkeypatch):
         assert tio._umask() == 0o027 and os.umask(0o027) == 0o027    # read, and left as it was
     finally:
         os.umask(old)
+
+
+# ----- code health: the tokenizer's modules import in one direction; one JSON-reading helper -----
+
+def test_tokenizer_modules_have_no_import_cycle():
+    import ast
+    folder = os.path.join(ROOT, "tinytensor", "tokenizer")
+    graph = {}
+    for name in os.listdir(folder):
+        if name.endswith(".py") and name != "__init__.py":
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            graph[name[:-3]] = {n.module for n in ast.walk(tree)      # function-level imports count too
+                                if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+    done, path = set(), []
+
+    def visit(module):
+        assert module not in path, f"import cycle: {' -> '.join(path + [module])}"
+        if module in done:
+            return
+        path.append(module)
+        for dep in graph.get(module, ()):
+            visit(dep)
+        path.pop()
+        done.add(module)
+    for module in graph:
+        visit(module)
+    assert graph["files"] == {"common"} and graph["common"] == set()

@@ -12,9 +12,10 @@
 
 An application of the engine: it imports only the compiled extension tinytensor._C (ops_c/bpe.cpp).
 """
-from .base import Tokenizer, bytes_to_unicode
+from .base import Tokenizer
 from .basic import BasicTokenizer
-from .regex import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, RegexTokenizer
+from .common import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, bytes_to_unicode
+from .regex import RegexTokenizer
 from .gpt2 import GPT2Tokenizer
 
 __all__ = ["Tokenizer", "BasicTokenizer", "RegexTokenizer", "GPT2Tokenizer", "GPT2_SPLIT_PATTERN",

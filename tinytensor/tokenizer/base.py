@@ -11,7 +11,9 @@ bytes. Special tokens (like "<|endoftext|>") are strings with their own ids that
 in merges. `vocab_size` is the largest id plus one (the size of a model's embedding table).
 
 This package sits in tinytensor's application layer: it imports nothing from tinytensor except the
-compiled extension `tinytensor._C`. Leaves out: normalization (NFC etc.), byte fallback, dropout.
+compiled extension `tinytensor._C`. Its modules import in one direction: common.py (shared constants)
+<- files.py (reading, checking) <- base.py <- basic.py, regex.py <- gpt2.py.
+Leaves out: normalization (NFC etc.), byte fallback, dropout.
 
 Two file formats: Hugging Face's tokenizer.json, and tinytensor's own, a text file (files.py reads
 and checks both; save() writes this one):
@@ -32,31 +34,12 @@ import contextlib
 import io
 import json
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from tinytensor import _C
 
-FORMAT_VERSION = "tinytensor-bpe v1"
-Merge = Tuple[int, int, int]            # (a, b, new id)
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-def bytes_to_unicode() -> Dict[int, str]:
-    """GPT-2's reversible map from the 256 byte values to printable characters.
-
-    Bytes that print as themselves (and are not space) map to themselves; the other 68 (control
-    characters, space, 0x7F-0xA0, 0xAD) map to chr(256), chr(257), ... in byte order. So a token's
-    bytes can be written as an ordinary string without whitespace: space becomes 'Ġ'.
-    """
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, shifted = {}, 0
-    for b in range(256):
-        if b in keep:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + shifted)
-            shifted += 1
-    return table
+from .common import FORMAT_VERSION, Merge, PathLike
+from .files import read_hf_json, read_tinytensor_bpe, to_hf_json
 
 
 def show_bytes(b: bytes) -> str:
@@ -217,8 +200,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path: PathLike) -> "Tokenizer":
         """Reads a file written by save(); returns the class the file names (a subclass of cls)."""
-        from .files import read_tinytensor_bpe
-        name, pattern, byte_ids, specials, merges = read_tinytensor_bpe(path)
+        name, pattern, byte_ids, specials, merges = read_tinytensor_bpe(path, Tokenizer._registry)
         klass = Tokenizer._registry[name]
         if not issubclass(klass, cls):
             raise ValueError(f"{path}:2: the file holds a {name}, not a {cls.__name__}")
@@ -238,13 +220,11 @@ class Tokenizer:
 
     def save_hf(self, path: PathLike) -> None:
         """Writes a tokenizer.json that Hugging Face `tokenizers` loads with Tokenizer.from_file."""
-        from .files import to_hf_json
         _write_atomic(path, json.dumps(to_hf_json(self), ensure_ascii=False, indent=1))
 
     @classmethod
     def load_hf(cls, path: PathLike) -> "Tokenizer":
         """Reads a byte-level BPE tokenizer.json (as save_hf writes it, or GPT-2's)."""
-        from .files import read_hf_json
         pattern, byte_ids, specials, merges = read_hf_json(path)
         klass = Tokenizer._registry["RegexTokenizer" if pattern is not None else "BasicTokenizer"]
         return klass._from_parts(pattern, byte_ids, specials, merges)

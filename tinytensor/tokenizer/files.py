@@ -16,12 +16,11 @@ Leaves out: HF files with normalizers, byte fallback, word prefixes/suffixes, dr
 add_prefix_space (they tokenize differently; they are refused).
 """
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Collection, Dict, List, Optional, Tuple
 
 import regex
 
-from .base import FORMAT_VERSION, Merge, PathLike, Tokenizer, bytes_to_unicode
-from .regex import GPT2_SPLIT_PATTERN
+from .common import FORMAT_VERSION, GPT2_SPLIT_PATTERN, Merge, PathLike, bytes_to_unicode
 
 Parts = Tuple[Optional[str], List[int], Dict[str, int], List[Merge]]
 MAX_ID = 2**31 - 1          # ids are int32 in ops_c/bpe.cpp
@@ -126,14 +125,20 @@ class _Lines:
             raise self.error(f"expected {what} as JSON, got {text[:60]!r}") from None
 
 
-def read_tinytensor_bpe(path: PathLike) -> Tuple[str, Optional[str], List[int], Dict[str, int], List[Merge]]:
-    """Parses and checks a file written by Tokenizer.save: (class name, pattern, bytes, specials, merges)."""
+BpeFile = Tuple[str, Optional[str], List[int], Dict[str, int], List[Merge]]   # class name, then Parts
+
+
+def read_tinytensor_bpe(path: PathLike, classes: Collection[str]) -> BpeFile:
+    """Parses and checks a file written by Tokenizer.save: (class name, pattern, bytes, specials, merges).
+
+    classes: the tokenizer class names the file may name (Tokenizer's registry).
+    """
     f = _Lines(path)
     if f.next("the version line") != FORMAT_VERSION:
         raise f.error(f"expected the version line {FORMAT_VERSION!r}, got {f.lines[0][:60]!r}")
     name = f.keyword("class")
-    if name not in Tokenizer._registry:
-        raise f.error(f"unknown tokenizer class {name!r} (known: {sorted(Tokenizer._registry)})")
+    if name not in classes:
+        raise f.error(f"unknown tokenizer class {name!r} (known: {sorted(classes)})")
     pattern = f.json_value(f.keyword("pattern"), "a string or null")
     needs_pattern = name != "BasicTokenizer"
     if (pattern is not None or needs_pattern) and needs_pattern != isinstance(pattern, str):
@@ -174,8 +179,8 @@ def _byte_level(use_regex: bool) -> dict:
     return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": use_regex}
 
 
-def to_hf_json(tok: Tokenizer) -> dict:
-    """The tokenizer.json dict for tok: a BPE model over GPT-2's byte-to-unicode strings."""
+def to_hf_json(tok) -> dict:
+    """The tokenizer.json dict for a Tokenizer: a BPE model over GPT-2's byte-to-unicode strings."""
     to_unicode = bytes_to_unicode()
     special_ids = set(tok.special_tokens.values())
     text = {i: "".join(to_unicode[c] for c in b) for i, b in tok.vocab.items() if i not in special_ids}

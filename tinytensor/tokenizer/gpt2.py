@@ -13,9 +13,9 @@ Leaves out: training (GPT-2's vocabulary is fixed; train a RegexTokenizer(GPT2_S
 import json
 from typing import Dict, List
 
-from .base import Merge, PathLike, bytes_to_unicode
+from .common import GPT2_SPLIT_PATTERN, Merge, PathLike, bytes_to_unicode
 from .files import MAX_ID, is_token_id
-from .regex import GPT2_SPLIT_PATTERN, RegexTokenizer
+from .regex import RegexTokenizer
 
 
 class GPT2Tokenizer(RegexTokenizer):

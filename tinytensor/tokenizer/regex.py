@@ -19,10 +19,7 @@ from typing import Collection, Dict, FrozenSet, List, Sequence, Union
 import regex
 
 from .base import Tokenizer
-
-GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-GPT4_SPLIT_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|"""
-                      r"""\s*[\r\n]|\s+(?!\S)|\s+""")
+from .common import GPT4_SPLIT_PATTERN
 
 AllowedSpecial = Union[str, Collection[str]]      # "all" or a set of special-token strings
 
