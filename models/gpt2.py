@@ -33,6 +33,7 @@ import tinytensor as tt
 import tinytensor.nn as nn
 import tinytensor.nn.functional as F
 from tinytensor.io import read_header
+from tinytensor.jsonfile import read_json
 
 from models.generate import generate_tensor
 
@@ -285,10 +286,11 @@ MAX_SIZE = 2**24  # the largest vocab_size, n_positions, n_embd, n_head or n_lay
 
 def _config_from_hf(path: str, dropout: float) -> GPTConfig:
     try:
-        with open(path, encoding="utf-8") as f:
-            hf = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"from_pretrained: cannot read {path} ({e})") from None
+        hf = read_json(path)
+    except ValueError as e:
+        raise ValueError(f"from_pretrained: {e}") from None
+    if not isinstance(hf, dict):
+        raise ValueError(f"from_pretrained: {path}: expected a JSON object, got {type(hf).__name__}")
     act = hf.get("activation_function", "gelu_new")
     if act not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
         raise ValueError(f"from_pretrained: {path}: activation_function {act!r} is not GPT-2's tanh GELU")

@@ -373,3 +373,51 @@ def test_tokenizer_modules_have_no_import_cycle():
     for module in graph:
         visit(module)
     assert graph["files"] == {"common"} and graph["common"] == set()
+
+
+def test_one_json_reader():
+    """Every JSON file in tinytensor/ and models/ is read by tinytensor.jsonfile.read_json."""
+    import re
+    readers = []
+    for folder in ("tinytensor", "models"):
+        for dirpath, _, names in os.walk(os.path.join(ROOT, folder)):
+            for name in names:
+                if name.endswith(".py") and name != "jsonfile.py":
+                    with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                        if re.search(r"json\.load\(", f.read()):
+                            readers.append(name)
+    assert readers == []
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"a": 1,\n "b": }', r"bad.json:2: not valid JSON: Expecting value"),
+    (b'{"a": "\xff"}', r"bad.json: not UTF-8"),
+    (b'{"a": 1, "a": 2}', r"bad.json: duplicate key 'a'"),
+    (b"[" * 100_000 + b"]" * 100_000, r"bad.json: JSON nested too deeply"),
+    (b"{}" + b" " * 100, r"bad.json: file is larger than the 50 bytes allowed"),
+])
+def test_read_json_errors_name_the_file(tmp_path, content, message):
+    from tinytensor.jsonfile import read_json
+    (tmp_path / "bad.json").write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_json(tmp_path / "bad.json", limit=50 if len(content) == 102 else None, unique_keys=True)
+    with pytest.raises(ValueError, match=r"missing.json: cannot read the file \(No such file"):
+        read_json(tmp_path / "missing.json")
+
+
+def test_json_errors_of_each_reader(tmp_path):
+    """config.json, index.json, tokenizer.json and encoder.json errors all name the file and line."""
+    from models.gpt2 import GPT
+    from tinytensor.data import load_index
+    bad = b'{\n "x": [1,\n}'
+    for name in ("config.json", "index.json", "tokenizer.json", "encoder.json"):
+        (tmp_path / name).write_bytes(bad)
+    for call, name in [(lambda: GPT.from_pretrained(str(tmp_path)), "config.json"),
+                       (lambda: load_index(str(tmp_path)), "index.json"),
+                       (lambda: Tokenizer.load_hf(tmp_path / "tokenizer.json"), "tokenizer.json"),
+                       (lambda: GPT2Tokenizer.from_files(tmp_path / "encoder.json", "nothing"), "encoder.json")]:
+        with pytest.raises(ValueError, match=f"{name}:3: not valid JSON"):
+            call()
+    (tmp_path / "config.json").write_bytes(b"[1, 2]")
+    with pytest.raises(ValueError, match="config.json: expected a JSON object"):
+        GPT.from_pretrained(str(tmp_path))

@@ -37,6 +37,7 @@ import safetensors
 import safetensors.numpy
 
 from .dtype import bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64, uint8
+from .jsonfile import no_duplicate_keys, read_json
 from .random import Generator, default_generator
 from .tensor import Tensor
 
@@ -97,12 +98,9 @@ def _atomic_write(path: str, data: bytes) -> None:
     _fsync_dir(directory)
 
 
-def _read(path: str, limit: Optional[int] = None) -> bytes:
+def _read(path: str) -> bytes:
     with open(path, "rb") as f:
-        data = f.read() if limit is None else f.read(limit + 1)
-    if limit is not None and len(data) > limit:
-        raise ValueError(f"{path}: file is larger than the {limit} bytes allowed")
-    return data
+        return f.read()
 
 
 # ---- safetensors ----------------------------------------------------------------------------------
@@ -157,20 +155,13 @@ def read_header(path) -> dict:
             if n > MAX_HEADER or 8 + n > size:
                 raise ValueError(f"header length {n} exceeds the {MAX_HEADER}-byte limit or the file's {size} bytes")
             try:
-                header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
+                header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=no_duplicate_keys)
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise ValueError(f"header is not valid UTF-8 JSON ({type(e).__name__}: {e})") from None
         entries = _check_header(header, size - 8 - n)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     return {name: (kind, tuple(shape)) for name, kind, shape in entries}
-
-
-def _no_duplicates(pairs):
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"duplicate key {next(k for k in keys if keys.count(k) > 1)!r}")
-    return dict(pairs)
 
 
 def _is_int(x) -> bool:
@@ -223,7 +214,7 @@ def _parse(data: bytes, path: str) -> dict:
         if 8 + n > len(data):
             raise ValueError(f"file is truncated: header length {n}, but only {len(data) - 8} bytes follow")
         try:
-            header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=_no_duplicates)
+            header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=no_duplicate_keys)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise ValueError(f"header is not valid UTF-8 JSON ({type(e).__name__}: {e})") from None
         entries = _check_header(header, len(data) - 8 - n)
@@ -339,8 +330,8 @@ def _doc_digest(doc: dict) -> str:
 def _read_checkpoint(path: str):
     json_path = os.path.join(path, CHECKPOINT_FILE)
     try:
-        doc = json.loads(_read(json_path, MAX_JSON).decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as e:
+        doc = read_json(json_path, limit=MAX_JSON, unique_keys=True)
+    except ValueError as e:
         raise ValueError(f"{json_path}: not a valid checkpoint file ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != "tinytensor-checkpoint" or doc.get("version") not in (1, 2):
         raise ValueError(f"{json_path}: not a tinytensor checkpoint (format/version missing or unknown)")

@@ -24,6 +24,8 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from ..jsonfile import read_json
+
 INDEX_FILE = "index.json"
 FORMAT = "tinytensor-token-shards"
 
@@ -142,13 +144,9 @@ def prepare_shards(source, tokenizer, out_dir: str, val_fraction: float = 0.1, s
 def load_index(data_dir: str) -> dict:
     """The index of a prepared directory, checked against the shard files (ValueError when they disagree)."""
     path = os.path.join(data_dir, INDEX_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            index = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no index: prepare the directory with prepare_shards first") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no index: prepare the directory with prepare_shards first")
+    index = read_json(path)
     if not isinstance(index, dict) or index.get("format") != FORMAT or index.get("version") != 1:
         raise ValueError(f"{path}: not a {FORMAT} index (format/version missing or unknown)")
     _check_index(index, path)

@@ -20,6 +20,8 @@ from typing import Collection, Dict, List, Optional, Tuple
 
 import regex
 
+from tinytensor.jsonfile import read_json
+
 from .common import FORMAT_VERSION, GPT2_SPLIT_PATTERN, Merge, PathLike, bytes_to_unicode
 
 Parts = Tuple[Optional[str], List[int], Dict[str, int], List[Merge]]
@@ -222,13 +224,7 @@ def read_hf_json(path: PathLike) -> Parts:
     """Parses and checks a byte-level BPE tokenizer.json: (pattern, byte_ids, specials, merges)."""
     def err(key: str, msg: str) -> ValueError:
         return ValueError(f"{path}: {key}: {msg}")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    data = read_json(path)
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
         raise err("model", "expected a BPE model")

@@ -10,8 +10,9 @@ With the GPT-2 split pattern and merges applied lowest rank first, the ids equal
 (the tests check them against Hugging Face `tokenizers` on the same files).
 Leaves out: training (GPT-2's vocabulary is fixed; train a RegexTokenizer(GPT2_SPLIT_PATTERN)).
 """
-import json
 from typing import Dict, List
+
+from tinytensor.jsonfile import read_json
 
 from .common import GPT2_SPLIT_PATTERN, Merge, PathLike, bytes_to_unicode
 from .files import MAX_ID, is_token_id
@@ -45,13 +46,7 @@ class GPT2Tokenizer(RegexTokenizer):
 
 
 def _read_encoder(path: PathLike) -> Dict[str, int]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            encoder = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    encoder = read_json(path)
     if not isinstance(encoder, dict) or not all(is_token_id(i) for i in encoder.values()):
         raise ValueError(f"{path}: expected a JSON object mapping token strings to ids in [0, {MAX_ID}]")
     if len(set(encoder.values())) != len(encoder):
