@@ -274,7 +274,8 @@ def test_float_to_int_cast_matches_numpy_and_torch_here():
     with np.errstate(all="ignore"):
         for dst, want in CAST_OUT.items():
             assert np.array(CAST_IN).astype(dst.np).tolist() == want
-            assert torch.tensor(CAST_IN, dtype=torch.float64).to(getattr(torch, str(dst).split(".")[-1])).tolist() == want
+            torch_dtype = getattr(torch, str(dst).split(".")[-1])
+            assert torch.tensor(CAST_IN, dtype=torch.float64).to(torch_dtype).tolist() == want
 
 
 # ---- a forked child runs threaded kernels (single-threaded) instead of hanging ------------------
