@@ -119,12 +119,12 @@ inline float to_float_round_odd(double d) {
 // zero into int64 for int64 and into int32 for the narrower types (then keep the low bits, so 300.0
 // is 44 as uint8); NaN, inf and values outside that int64 or int32 range give its minimum. (A C++
 // cast of those is undefined behaviour, so the range test comes first.)
+// The bounds are compared in V itself (no widening): an excluded bound maps to the minimum anyway.
 template <class T, class V> inline T float_to_int(V v) {
-  double d = double(v);
   if constexpr (sizeof(T) == 8) {
-    return (d >= -9223372036854775808.0 && d < 9223372036854775808.0) ? T(int64_t(d)) : T(INT64_MIN);
+    return (v > V(-9223372036854775808.0) && v < V(9223372036854775808.0)) ? T(int64_t(v)) : T(INT64_MIN);
   } else {
-    return T((d > -2147483649.0 && d < 2147483648.0) ? int32_t(d) : INT32_MIN);
+    return T((v > V(-2147483649.0) && v < V(2147483648.0)) ? int32_t(v) : INT32_MIN);
   }
 }
 

@@ -2,10 +2,11 @@
 // on the compute type (float for the 16-bit floats); one kernel template per arity walks the
 // strided operands (strided.h) and applies the op in a tight loop that the compiler vectorises,
 // with the op chosen once per call by a switch, never per element. Outputs are contiguous.
-// Integer remainder and floor_divide check their divisor for zeros before any work (a RuntimeError
-// saying ZeroDivisionError, as PyTorch), so their loops never divide by zero.
+// Integer remainder and floor_divide check their divisors for zeros block by block before dividing
+// (a RuntimeError saying ZeroDivisionError, as PyTorch), so their loops never divide by zero.
 // Not here: fused ops (softmax, ...).
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -226,27 +227,48 @@ void binary_run(Out* __restrict o, const T* __restrict a, const T* __restrict b,
   }
 }
 
+// Integer remainder and floor_divide: each block of a run first checks its divisors for a zero
+// (while they are in L1 for the division that follows), so no loop ever divides by zero.
+template <class Op, class T> constexpr bool kCheckDivisor =
+    (std::is_same_v<Op, Remainder> || std::is_same_v<Op, FloorDivide>) && !is_float_v<T>;
+
+template <class T> bool has_zero(const T* b, int64_t n, int64_t sb) {
+  if (sb == 0) return b[0] == T(0);
+  int z = 0;   // an int, and a separate unit-stride loop, so that the compiler vectorises it
+  if (sb == 1) {
+    for (int64_t i = 0; i < n; ++i) z |= b[i] == T(0);
+  } else {
+    for (int64_t i = 0; i < n; ++i) z |= b[i * sb] == T(0);
+  }
+  return z != 0;
+}
+
 template <class Op, class T>
 void binary_kernel(void* out, const void* a, const void* b, const Iter& it) {
   using Out = out_t<Op, T>;
-  for_each_run(it, [&](const int64_t* off, int64_t n) {
-    binary_run<Op>(static_cast<Out*>(out) + off[0], static_cast<const T*>(a) + off[1],
-                   static_cast<const T*>(b) + off[2], n, it.inner(1), it.inner(2));
-  });
-}
-
-// Throws when the integer divisor b (walked over shape) holds a zero: the check before
-// remainder and floor_divide, so that their loops stay free of branches and never trap.
-template <class T> void check_divisor(int op, const void* b, const Iter& it) {
-  std::atomic<bool> zero{false};
-  for_each_run(it, [&](const int64_t* off, int64_t n) {
-    const T* p = static_cast<const T*>(b) + off[1];
-    int64_t s = it.inner(1);
-    bool z = false;
-    for (int64_t i = 0; i < n; ++i) z |= p[i * s] == T(0);
-    if (z) zero.store(true, std::memory_order_relaxed);
-  });
-  if (zero.load()) throw std::runtime_error(binary_op_names()[op] + ": integer division by zero (ZeroDivisionError)");
+  if constexpr (kCheckDivisor<Op, T>) {
+    constexpr int64_t kBlock = 2048;
+    std::atomic<bool> zero{false};   // set inside a parallel region, where nothing may throw
+    for_each_run(it, [&](const int64_t* off, int64_t n) {
+      int64_t sa = it.inner(1), sb = it.inner(2);
+      for (int64_t i = 0; i < n && !zero.load(std::memory_order_relaxed); i += kBlock) {
+        int64_t m = std::min(kBlock, n - i);
+        const T* bi = static_cast<const T*>(b) + off[2] + i * sb;
+        if (has_zero(bi, m, sb)) {
+          zero.store(true, std::memory_order_relaxed);
+          return;
+        }
+        binary_run<Op>(static_cast<Out*>(out) + off[0] + i, static_cast<const T*>(a) + off[1] + i * sa, bi, m, sa, sb);
+      }
+    });
+    if (zero.load()) throw std::runtime_error(std::string(std::is_same_v<Op, Remainder> ? "remainder" : "floor_divide") +
+                                              ": integer division by zero (ZeroDivisionError)");
+  } else {
+    for_each_run(it, [&](const int64_t* off, int64_t n) {
+      binary_run<Op>(static_cast<Out*>(out) + off[0], static_cast<const T*>(a) + off[1],
+                     static_cast<const T*>(b) + off[2], n, it.inner(1), it.inner(2));
+    });
+  }
 }
 
 template <class T>
@@ -297,10 +319,6 @@ void binary(int op, void* out, int /*out_dt*/,
             const void* a, int a_dt, const Dims& a_strides, int64_t a_offset,
             const void* b, int /*b_dt*/, const Dims& b_strides, int64_t b_offset, const Dims& shape) {
   Iter it = make_iter(shape, {{nullptr, 0}, {a_strides.data(), a_offset}, {b_strides.data(), b_offset}});
-  if ((op == 7 || op == 17) && a_dt != kFloat64 && a_dt != kFloat32 && a_dt != kFloat16 && a_dt != kBFloat16) {
-    Iter bit = make_iter(shape, {{nullptr, 0}, {b_strides.data(), b_offset}});
-    visit_dtype(a_dt, [&](auto tag) { check_divisor<typename decltype(tag)::type>(op, b, bit); });
-  }
   visit_binary_op(op, [&](auto op_tag) {
     using Op = decltype(op_tag);
     visit_op_dtype<Op>(a_dt, [&](auto tag) { binary_kernel<Op, typename decltype(tag)::type>(out, a, b, it); });

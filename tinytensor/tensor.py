@@ -73,7 +73,8 @@ def _check_int_range(data, arr: np.ndarray, target: np.dtype) -> None:
         arr = np.array(data, dtype=object)  # ints too big for int64 turned float?
     if arr.dtype.kind == "O" and not all(isinstance(v, int) for v in arr.flat):
         return
-    lo, hi, info = min(arr.flat), max(arr.flat), np.iinfo(target)
+    lo, hi = (min(arr.flat), max(arr.flat)) if arr.dtype.kind == "O" else (int(arr.min()), int(arr.max()))
+    info = np.iinfo(target)
     if lo < info.min or hi > info.max:
         bad = hi if hi > info.max else lo
         raise OverflowError(f"tensor: the integer {int(bad)} does not fit in {target.name} "
@@ -913,7 +914,7 @@ class Tensor:
         """Refuse an in-place op on a tensor whose elements share memory (an expanded, stride-0 dim),
         as PyTorch does: the result would depend on the order the kernel writes in."""
         v = self._view
-        if any(st == 0 and n > 1 for n, st in zip(v.shape, v.strides)) and 0 not in v.shape:
+        if 0 in v.strides and any(st == 0 and n > 1 for n, st in zip(v.shape, v.strides)) and 0 not in v.shape:
             raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor "
                                f"(shape {self.shape}, strides {v.strides}) refers to a single memory "
                                "location; clone() the tensor first")
